@@ -1,0 +1,58 @@
+# provtrace: `make demo` runs the reference agent end to end; `make test` runs every check.
+# Everything is installed by these targets; Go builds are cached in ~/.cache/provtrace and the
+# Go module/build caches, outside the repository.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+PACKAGES := -e ".[dev,docs]"
+PYTEST_ARGS ?=
+
+.PHONY: install lint typecheck docs stack-build stack-up stack-down stack-status unit test demo bench clean
+
+$(INSTALLED): pyproject.toml $(wildcard instrumentation/*/pyproject.toml)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(PACKAGES) $(foreach d,$(wildcard instrumentation/*/pyproject.toml),-e "$(dir $(d))[test]")
+	touch $@
+
+install: $(INSTALLED)
+
+lint: install
+	$(VENV)/bin/ruff check src tests examples scripts bench instrumentation
+	$(VENV)/bin/ruff format --check src tests examples scripts bench instrumentation
+
+typecheck: install
+	$(VENV)/bin/mypy src
+
+docs: install
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir var/site
+
+stack-build:
+	bash scripts/build-stack.sh all
+
+stack-up: install stack-build
+	$(PY) scripts/stack.py up
+
+stack-down:
+	$(PYTHON) scripts/stack.py down
+
+stack-status:
+	$(PYTHON) scripts/stack.py status
+
+unit: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+# The integration tests start (and stop) their own collector and Jaeger on free loopback ports.
+test: lint typecheck docs stack-build
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: install
+	$(PY) scripts/demo.py
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

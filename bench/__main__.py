@@ -1,0 +1,5 @@
+"""``python -m bench``: run every benchmark."""
+
+from bench import overhead
+
+overhead.main()

@@ -1,0 +1,5 @@
+"""``python -m provtrace.cli``."""
+
+from provtrace.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""``provtrace doctor``: is this machine set up to record and deliver evidence?"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import stat
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from provtrace.config import build_settings
+from provtrace.errors import ProvtraceError
+from provtrace.integrity import load_private_key
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("doctor", help="check settings, directories, keys and endpoints")
+    parser.add_argument("--jaeger", metavar="URL", help="also check this Jaeger query service")
+    parser.set_defaults(run=run)
+
+
+def _reachable(url: str) -> str | None:
+    """None when something answers HTTP at ``url`` (any status), else the reason."""
+    try:
+        with urllib.request.urlopen(url, timeout=5):  # noqa: S310 - the configured endpoint
+            return None
+    except urllib.error.HTTPError:
+        return None
+    except (urllib.error.URLError, OSError) as exc:
+        return str(getattr(exc, "reason", exc))
+
+
+def _writable(path: Path) -> str | None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return exc.strerror
+    return None if os.access(path, os.W_OK) else "not writable"
+
+
+def run(args: argparse.Namespace) -> int:
+    problems = 0
+
+    def report(ok: bool, what: str, detail: str = "") -> None:
+        nonlocal problems
+        problems += not ok
+        print(f"{'ok  ' if ok else 'FAIL'}  {what}" + (f": {detail}" if detail else ""))
+
+    try:
+        settings, capture = build_settings()
+    except ProvtraceError as exc:
+        report(False, "settings", str(exc))
+        return 1
+    report(
+        True,
+        "settings",
+        f"service {settings.service_name}, {settings.completeness}/{settings.profile}, "
+        f"capture {capture.mode}",
+    )
+    for name, path in (
+        ("spool", settings.spool_dir),
+        ("quarantine", settings.quarantine_dir),
+        ("archive", settings.archive_dir),
+    ):
+        if path is not None:
+            problem = _writable(path)
+            report(problem is None, f"{name} directory {path}", problem or "")
+    pending = (
+        sum(p.stat().st_size for p in settings.spool_dir.rglob("journal-*.jsonl"))
+        if settings.spool_dir.is_dir()
+        else 0
+    )
+    report(True, "spool", f"{pending} bytes of journal on disk")
+    key_path = os.environ.get("PROVTRACE_SIGNING_KEY")
+    if key_path:
+        try:
+            load_private_key(key_path)
+            mode = stat.S_IMODE(Path(key_path).stat().st_mode)
+            report(
+                mode & 0o077 == 0,
+                f"signing key {key_path}",
+                f"mode {mode:o}" + ("" if mode & 0o077 == 0 else ", readable by others"),
+            )
+        except (ProvtraceError, OSError) as exc:
+            report(False, f"signing key {key_path}", str(exc))
+    else:
+        report(True, "signing key", "none: seals are chained but unsigned")
+    if settings.endpoint:
+        problem = _reachable(settings.endpoint)
+        report(problem is None, f"collector {settings.endpoint}", problem or "reachable")
+    if args.jaeger:
+        problem = _reachable(args.jaeger.rstrip("/") + "/api/services")
+        report(problem is None, f"Jaeger {args.jaeger}", problem or "reachable")
+    return 1 if problems else 0

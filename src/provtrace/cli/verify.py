@@ -1,0 +1,130 @@
+"""``provtrace verify [TRACE_ID] [--stream]``: prove a trace (or a whole stream) is complete and
+unaltered, or name exactly what is wrong."""
+
+from __future__ import annotations
+
+import argparse
+import html
+import time
+
+from provtrace.cli.formats import add_format_argument, as_json, html_page
+from provtrace.cli.sources import add_source_arguments, open_source
+from provtrace.errors import InputError
+from provtrace.integrity import key_id_of, load_public_key, span_digest
+from provtrace.model import SpanRecord
+from provtrace.readers.archive import ArchiveSource
+from provtrace.readers.jaeger import JaegerSource, check_trace_id, interpretations
+from provtrace.verify import (
+    CONFLICTING_COPY,
+    ERROR,
+    Keys,
+    Report,
+    default_candidates,
+    verify_stream,
+    verify_trace,
+)
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("verify", help="check digests, seals, signatures and the chain")
+    parser.add_argument("trace_id", metavar="TRACE_ID", nargs="?")
+    parser.add_argument("--stream", action="store_true", help="verify every stream in the archive")
+    parser.add_argument(
+        "--public-key",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="trusted Ed25519 public key (PEM); repeat for several",
+    )
+    add_source_arguments(parser)
+    add_format_argument(parser)
+    parser.set_defaults(run=run)
+
+
+def _keys(paths: list[str]) -> Keys:
+    keys = {}
+    for path in paths:
+        key = load_public_key(path)
+        keys[key_id_of(key)] = key
+    return Keys(keys, bool(paths))
+
+
+def _v1_candidates(record: SpanRecord) -> set[str]:
+    return {span_digest(option) for option in interpretations(record)}
+
+
+def run(args: argparse.Namespace) -> int:
+    if bool(args.trace_id) == bool(args.stream):
+        raise InputError("give either a TRACE_ID or --stream")
+    keys = _keys(args.public_key)
+    source = open_source(args)
+    candidates = (
+        _v1_candidates if isinstance(source, JaegerSource) and source.api == "v1" else default_candidates
+    )
+    if args.stream:
+        if not isinstance(source, ArchiveSource):
+            raise InputError("verify --stream reads the archive: use --archive DIR")
+        records = list(source.all_spans())
+        order = [r.span_id for _, _, line in source.lines for r in line if r.is_seal]
+        report = verify_stream(records, keys, now_ns=time.time_ns(), order=order, candidates=candidates)
+        _conflicts(source, report)
+    else:
+        trace_id = check_trace_id(args.trace_id)
+        records = source.trace(trace_id)
+        if not records:
+            raise InputError(f"trace {trace_id} not found in {source.description}")
+        report = verify_trace(trace_id, records, keys, candidates=candidates)
+        if isinstance(source, ArchiveSource):
+            _conflicts(source, report, trace_id=trace_id)
+    print(render(report.finish(), args.format, source.description), end="")
+    return 0 if report.ok else 1
+
+
+def _conflicts(source: ArchiveSource, report: Report, *, trace_id: str | None = None) -> None:
+    for first, _ in source.conflicts:
+        if trace_id is None or first.trace_id == trace_id:
+            report.add(
+                CONFLICTING_COPY,
+                ERROR,
+                f"span {first.span_id} is stored twice with different content",
+                trace_id=first.trace_id,
+                span_id=first.span_id,
+            )
+
+
+def render(report: Report, fmt: str, description: str) -> str:
+    if fmt == "json":
+        return as_json(report.as_json()) + "\n"
+    verdict = "VERIFIED" if report.ok else "FAILED"
+    summary = (
+        f"{verdict}: {report.spans_checked} span(s), {report.seals_checked} seal(s)"
+        + (f", {report.streams_checked} stream(s)" if report.streams_checked else "")
+        + f" from {description}"
+    )
+    if fmt == "html":
+        items = "".join(
+            f"<li class='{'error' if f.severity == ERROR else ''}'>{html.escape(f.severity)} "
+            f"{html.escape(f.kind)}: {html.escape(f.message)}</li>"
+            for f in report.findings
+        )
+        return html_page(
+            verdict,
+            f"<h1 class='{'ok' if report.ok else 'error'}'>{html.escape(summary)}</h1><ul>{items}</ul>",
+        )
+    bullet = "- " if fmt == "markdown" else "  "
+    lines = [summary]
+    for finding in report.findings:
+        where = " ".join(
+            part
+            for part in (
+                f"trace={finding.trace_id}" if finding.trace_id else "",
+                f"span={finding.span_id}" if finding.span_id else "",
+                f"stream={finding.stream}" if finding.stream else "",
+            )
+            if part
+        )
+        lines.append(
+            f"{bullet}{finding.severity.upper()} {finding.kind}: {finding.message}"
+            + (f" ({where})" if where else "")
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,403 @@
+"""Content capture, canonical digests and redaction: the one place every instrumentation uses.
+
+Digests are always of the original content, canonicalised as RFC 8785 JSON, so an investigator
+holding the original can prove it is the one recorded. What is *stored* depends on the capture
+mode and passes through the redactor first: every value returned by a ``secret_fetch`` in this
+process is removed wherever it appears, and so are well-known credential shapes. The redactor never
+echoes what it removed.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as _dt
+import enum
+import hashlib
+import json
+import math
+import re
+import threading
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import rfc8785
+
+from provtrace import conventions as c
+
+_MAX_SAFE_INT: Final = 2**53 - 1
+_MAX_DEPTH: Final = 64
+DEFAULT_MAX_CONTENT_BYTES: Final = 16 * 1024
+
+JsonValue = Any  # None | bool | int | float | str | list[JsonValue] | dict[str, JsonValue]
+
+
+def to_jsonable(value: object) -> JsonValue:
+    """Map any Python value onto the JSON data model, deterministically and without raising.
+
+    Integers outside the I-JSON range and non-finite floats become strings (RFC 8785 cannot
+    express them), bytes become ``{"$bytes": base64}``, sets are sorted, cycles and excessive
+    depth are replaced by markers, and unknown objects by their ``repr``.
+    """
+    return _jsonable(value, set(), 0)
+
+
+def valid_text(text: str) -> str:
+    """``text`` made encodable as UTF-8: lone surrogates (from broken decoding) are replaced."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", errors="replace").decode("utf-8")
+    return text
+
+
+def _jsonable(value: object, active: set[int], depth: int) -> JsonValue:
+    if isinstance(value, str):
+        return valid_text(value)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, enum.Enum):
+        return _jsonable(value.value, active, depth)
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if depth >= _MAX_DEPTH:
+        return "<max depth>"
+    marker = id(value)
+    if marker in active:
+        return "<cycle>"
+    active.add(marker)
+    try:
+        return _jsonable_container(value, active, depth + 1)
+    finally:
+        active.discard(marker)
+
+
+def _jsonable_container(value: object, active: set[int], depth: int) -> JsonValue:
+    if isinstance(value, Mapping):
+        return {_key(k): _jsonable(v, active, depth) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, active, depth) for v in value]
+    if isinstance(value, (set, frozenset)):
+        items = [_jsonable(v, active, depth) for v in value]
+        return sorted(items, key=canonical_json)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return _jsonable(fields, active, depth)
+    dump = getattr(value, "model_dump", None)  # pydantic v2 models (MCP and LLM SDK types)
+    if callable(dump):
+        try:
+            return _jsonable(dump(mode="json", by_alias=True, exclude_none=True), active, depth)
+        except Exception:  # noqa: BLE001, S110 - a broken model still gets recorded by repr
+            pass
+    return _safe_repr(value)
+
+
+def _key(key: object) -> str:
+    if isinstance(key, str):
+        return valid_text(key)
+    return str(key) if isinstance(key, (int, float, bool)) or key is None else _safe_repr(key)
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return valid_text(repr(value))
+    except Exception:  # noqa: BLE001 - user __repr__ may raise anything
+        return f"<unrepresentable {type(value).__qualname__}>"
+
+
+def canonical_json(value: JsonValue) -> bytes:
+    """RFC 8785 canonical bytes of an already JSON-compatible value.
+
+    Without floats and with ASCII keys, RFC 8785 output is exactly what the C-accelerated
+    ``json.dumps`` writes with sorted keys and no whitespace (same escapes, same integer form, and
+    code-point order equals UTF-16 order for ASCII keys); that common case takes the fast path.
+    """
+    if _plain(value, 0):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return bytes(rfc8785.dumps(value))
+
+
+def _plain(value: JsonValue, depth: int) -> bool:
+    """True when ``value`` has no floats, only ASCII keys and only safe-range integers."""
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
+    if depth > _MAX_DEPTH:
+        return False
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and k.isascii() and _plain(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v, depth + 1) for v in value)
+    return False
+
+
+def jsonable_digest(jsonable: JsonValue) -> str:
+    return hashlib.sha256(canonical_json(jsonable)).hexdigest()
+
+
+def digest(value: object) -> str:
+    """Lowercase hex SHA-256 of the RFC 8785 canonical JSON of ``value`` (the original content)."""
+    return jsonable_digest(to_jsonable(value))
+
+
+class StreamingDigest:
+    """Digest of a list built one item at a time, equal to ``digest(list_of_items)``.
+
+    Generators are recorded this way so the digest covers every yielded item without keeping
+    them all in memory.
+    """
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256(b"[")
+        self._count = 0
+
+    def add(self, item: object) -> None:
+        if self._count:
+            self._hash.update(b",")
+        self._hash.update(canonical_json(to_jsonable(item)))
+        self._count += 1
+
+    def hexdigest(self) -> str:
+        final = self._hash.copy()
+        final.update(b"]")
+        return final.hexdigest()
+
+
+# --- redaction -------------------------------------------------------------------------------
+
+SECRET_MARKER: Final = "[REDACTED:secret]"  # noqa: S105 - the marker, not a secret
+
+_CREDENTIAL_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
+    (
+        "private_key",
+        r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:.|\n)*?"
+        r"(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
+    ),
+    ("jwt", r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),
+    ("aws_access_key_id", r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"),
+    ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})"),
+    ("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
+    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_-]{20,}"),
+    ("openai_key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"),
+    ("stripe_key", r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"),
+    ("google_api_key", r"\bAIza[0-9A-Za-z_-]{35}"),
+    ("vault_token", r"\bhv[sbr]\.[A-Za-z0-9_-]{20,}"),
+    ("azure_storage_key", r"(?i:AccountKey)=[A-Za-z0-9+/=]{20,}"),
+    ("bearer_token", r"\b(?i:bearer)\s+[A-Za-z0-9._~+/=-]{12,}"),
+    ("basic_auth", r"\b(?i:basic)\s+[A-Za-z0-9+/]{12,}={0,2}"),
+)
+# user:password@ in any URL-shaped connection string; only the password is removed.
+_CONNECTION_STRING: Final = re.compile(
+    r"(?P<prefix>\b[a-zA-Z][a-zA-Z0-9+.-]{1,30}://[^\s:/@'\"]*:)(?P<password>[^\s@/'\"]+)(?=@)"
+)
+# key = value / "key": "value" assignments of well-known secret names.
+_ASSIGNMENT: Final = re.compile(
+    r"(?i)(?P<prefix>\b(?:password|passwd|pwd|secret|client_secret|api[_-]?key|access[_-]?key|"
+    r"secret[_-]?key|private[_-]?key|auth[_-]?token|access[_-]?token|refresh[_-]?token|token)"
+    r"[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\s\"',;&}]{6,})"
+)
+_SECRET_KEY_NAMES: Final = re.compile(
+    r"(?i)^(?:.*[_-])?(?:password|passwd|pwd|secret|client_secret|api[_-]?key|apikey|access[_-]?key|"
+    r"secret[_-]?key|private[_-]?key|token|auth[_-]?token|access[_-]?token|refresh[_-]?token|"
+    r"authorization|credentials?|x-api-key|cookie|set-cookie)$"
+)
+_PATTERN: Final = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in _CREDENTIAL_PATTERNS))
+# Cheap substring tests that every match of the patterns above contains (in lower case): text with
+# none of them skips the regular expressions, the common case for ordinary content.
+_PATTERN_HINTS: Final = (
+    "private key",
+    "eyj",
+    "akia",
+    "asia",
+    "abia",
+    "acca",
+    "a3t",
+    "gh",
+    "github_pat_",
+    "xox",
+    "sk-",
+    "sk_",
+    "rk_",
+    "aiza",
+    "hvs.",
+    "hvb.",
+    "hvr.",
+    "accountkey",
+    "bearer",
+    "basic",
+)
+_ASSIGNMENT_HINTS: Final = ("pass", "pwd", "secret", "key", "token")
+
+
+class SecretRegistry:
+    """Values returned by ``secret_fetch`` in this process, in every encoding they might appear in.
+
+    Kept in memory only; the values themselves are never written anywhere.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._variants: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+
+    def add(self, value: object) -> None:
+        """Taint every string leaf of ``value`` (a string, bytes or a structure of them)."""
+        new = {v for leaf in _string_leaves(value) for v in _variants(leaf)}
+        with self._lock:
+            if new <= self._variants:
+                return
+            self._variants |= new
+            ordered = sorted(self._variants, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._variants.clear()
+            self._pattern = None
+
+    def __len__(self) -> int:
+        return len(self._variants)
+
+    @property
+    def pattern(self) -> re.Pattern[str] | None:
+        return self._pattern
+
+    def contains_secret(self, text: str) -> bool:
+        pattern = self._pattern
+        return bool(pattern is not None and pattern.search(text))
+
+    def scrub(self, text: str) -> str:
+        pattern = self._pattern
+        return text if pattern is None else pattern.sub(SECRET_MARKER, text)
+
+
+def _string_leaves(value: object) -> Iterable[str]:
+    if isinstance(value, str):
+        if value:
+            yield value
+    elif isinstance(value, (bytes, bytearray)):
+        if value:
+            yield bytes(value).decode("utf-8", errors="replace")
+            yield base64.b64encode(bytes(value)).decode("ascii")
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _string_leaves(item)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            yield from _string_leaves(item)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        text = str(value)
+        if len(text) >= 4:
+            yield text
+
+
+def _variants(secret: str) -> set[str]:
+    """The forms a secret takes when embedded in JSON, URLs, or base64 by the agent's code."""
+    forms = {
+        secret,
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+    }
+    if len(secret) >= 8:
+        forms.add(base64.b64encode(secret.encode()).decode("ascii").rstrip("="))
+    return {form for form in forms if form}
+
+
+class Redactor:
+    """Removes tainted secret values and credential shapes from text and structures."""
+
+    def __init__(self, secrets: SecretRegistry) -> None:
+        self.secrets = secrets
+
+    def text(self, text: str, *, credentials: bool = True) -> str:
+        text = self.secrets.scrub(text)
+        if not credentials or len(text) < 6:
+            return text
+        low = text.lower()
+        if any(hint in low for hint in _PATTERN_HINTS):
+            text = _PATTERN.sub(lambda m: f"[REDACTED:{m.lastgroup}]", text)
+        if "://" in text:
+            text = _CONNECTION_STRING.sub(lambda m: f"{m.group('prefix')}[REDACTED:password]", text)
+        if any(hint in low for hint in _ASSIGNMENT_HINTS):
+            text = _ASSIGNMENT.sub(lambda m: f"{m.group('prefix')}[REDACTED:credential]", text)
+        return text
+
+    def value(self, value: JsonValue, *, credentials: bool = True) -> JsonValue:
+        """Redact a JSON-compatible structure: strings and keys, and with ``credentials`` also
+        credential shapes and the values of secret-named fields."""
+        if isinstance(value, str):
+            return self.text(value, credentials=credentials)
+        if isinstance(value, list):
+            return [self.value(item, credentials=credentials) for item in value]
+        if isinstance(value, dict):
+            out: dict[str, JsonValue] = {}
+            for key, item in value.items():
+                clean_key = self.text(key, credentials=credentials)
+                if credentials and _SECRET_KEY_NAMES.match(key) and item not in (None, "", [], {}):
+                    out[clean_key] = "[REDACTED:credential]"
+                else:
+                    out[clean_key] = self.value(item, credentials=credentials)
+            return out
+        return value
+
+
+SECRETS: Final = SecretRegistry()
+REDACTOR: Final = Redactor(SECRETS)
+
+
+@dataclasses.dataclass(frozen=True)
+class CapturePolicy:
+    """What content a step stores, per ``capture_content`` and the size cap."""
+
+    mode: str = c.CAPTURE_REDACTED
+    max_bytes: int = DEFAULT_MAX_CONTENT_BYTES
+
+    def __post_init__(self) -> None:
+        if self.mode not in c.CAPTURE_MODES:
+            raise ValueError(
+                f"capture_content must be one of {', '.join(c.CAPTURE_MODES)}, got {self.mode!r}"
+            )
+        if self.max_bytes < 64:
+            raise ValueError(f"content cap must be at least 64 bytes, got {self.max_bytes}")
+
+    @property
+    def digests(self) -> bool:
+        return self.mode != c.CAPTURE_NONE
+
+    @property
+    def stores_content(self) -> bool:
+        return self.mode in (c.CAPTURE_REDACTED, c.CAPTURE_FULL)
+
+    def render(self, jsonable: JsonValue) -> tuple[str, bool] | None:
+        """The text to store for already-jsonable content, and whether it was truncated.
+
+        Even ``full`` capture removes tainted secret values: no mode lets a secret leave the
+        process. ``redacted`` additionally removes credential shapes and secret-named fields.
+        """
+        if not self.stores_content:
+            return None
+        cleaned = REDACTOR.value(jsonable, credentials=self.mode == c.CAPTURE_REDACTED)
+        text = json.dumps(cleaned, ensure_ascii=False, separators=(",", ":"))
+        return truncate_utf8(SECRETS.scrub(text), self.max_bytes)
+
+
+def truncate_utf8(text: str, max_bytes: int) -> tuple[str, bool]:
+    """Cut ``text`` to at most ``max_bytes`` of UTF-8 on a character boundary."""
+    encoded = text.encode("utf-8", errors="replace")
+    if len(encoded) <= max_bytes:
+        return text, False
+    suffix = f"…[truncated {len(encoded)} bytes]"
+    budget = max(0, max_bytes - len(suffix.encode("utf-8")))
+    return encoded[:budget].decode("utf-8", errors="ignore") + suffix, True

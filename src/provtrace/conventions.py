@@ -1,0 +1,242 @@
+"""Every attribute name, step kind, link type and rule code provtrace emits or checks.
+
+OTel GenAI and MCP names are plain strings here on purpose: the enum classes of
+opentelemetry-semantic-conventions warn on value lookup, and the names are pinned to the
+v1.41.1 text so that a renaming upstream cannot silently change what provtrace records.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.41.1"
+INSTRUMENTATION_NAME: Final = "provtrace"
+
+# --- steps -----------------------------------------------------------------------------------
+STEP_DECISION: Final = "decision"
+STEP_LLM_CALL: Final = "llm_call"
+STEP_TOOL_CALL: Final = "tool_call"
+STEP_SECRET_FETCH: Final = "secret_fetch"
+STEP_POLICY_CHECK: Final = "policy_check"
+STEP_APPROVAL: Final = "approval"
+STEP_ACTION: Final = "action"
+STEP_VERIFICATION: Final = "verification"
+STEPS: Final = (
+    STEP_DECISION,
+    STEP_LLM_CALL,
+    STEP_TOOL_CALL,
+    STEP_SECRET_FETCH,
+    STEP_POLICY_CHECK,
+    STEP_APPROVAL,
+    STEP_ACTION,
+    STEP_VERIFICATION,
+)
+
+# --- common provenance attributes ------------------------------------------------------------
+STEP: Final = "provenance.step"
+DECISION_ID: Final = "provenance.decision.id"
+DECISION_NAME: Final = "provenance.decision.name"
+DECISION_TRIGGER: Final = "provenance.decision.trigger"
+ACTOR_ID: Final = "provenance.actor.id"
+NHI_ID: Final = "provenance.nhi.id"
+OUTCOME: Final = "provenance.outcome"
+CAPTURE_MODE: Final = "provenance.content.capture"
+CONTENT_TRUNCATED: Final = "provenance.content.truncated"
+LINKS_MIRROR: Final = "provenance.links"
+UPSTREAM_SAMPLED: Final = "provenance.upstream.sampled"
+
+INPUT_SHA256: Final = "provenance.input.sha256"
+OUTPUT_SHA256: Final = "provenance.output.sha256"
+INPUT_CONTENT: Final = "provenance.input.content"
+OUTPUT_CONTENT: Final = "provenance.output.content"
+
+OUTCOME_SUCCESS: Final = "success"
+OUTCOME_FAILURE: Final = "failure"
+OUTCOME_REFUSED: Final = "refused"
+
+# --- secret_fetch ----------------------------------------------------------------------------
+SECRET_STORE: Final = "provenance.secret.store"
+SECRET_REF: Final = "provenance.secret.ref"
+SECRET_VERSION: Final = "provenance.secret.version"
+
+# --- policy_check ----------------------------------------------------------------------------
+POLICY_ID: Final = "provenance.policy.id"
+POLICY_VERSION: Final = "provenance.policy.version"
+POLICY_ENGINE: Final = "provenance.policy.engine"
+POLICY_DECISION: Final = "provenance.policy.decision"
+POLICY_REASON: Final = "provenance.policy.reason"
+POLICY_ALLOW: Final = "allow"
+POLICY_DENY: Final = "deny"
+
+# --- approval --------------------------------------------------------------------------------
+APPROVAL_APPROVER_ID: Final = "provenance.approval.approver.id"
+APPROVAL_DECISION: Final = "provenance.approval.decision"
+APPROVAL_PARAMS_SHA256: Final = "provenance.approval.params.sha256"
+APPROVAL_NONCE: Final = "provenance.approval.nonce"
+APPROVAL_EXPIRES_AT: Final = "provenance.approval.expires_at"
+APPROVAL_METHOD: Final = "provenance.approval.method"
+APPROVAL_TICKET: Final = "provenance.approval.ticket"
+APPROVAL_REASON: Final = "provenance.approval.reason"
+APPROVAL_APPROVED: Final = "approved"
+APPROVAL_REJECTED: Final = "rejected"
+
+# --- action ----------------------------------------------------------------------------------
+ACTION_TYPE: Final = "provenance.action.type"
+ACTION_TARGET: Final = "provenance.action.target"
+ACTION_PRIVILEGED: Final = "provenance.action.privileged"
+ACTION_PARAMS_SHA256: Final = "provenance.action.params.sha256"
+ACTION_PARAMS_CONTENT: Final = "provenance.action.params.content"
+ACTION_REQUIRE: Final = "provenance.action.require"
+CHANGE_BEFORE_SHA256: Final = "provenance.change.before.sha256"
+CHANGE_AFTER_SHA256: Final = "provenance.change.after.sha256"
+CHANGE_BEFORE_CONTENT: Final = "provenance.change.before.content"
+CHANGE_AFTER_CONTENT: Final = "provenance.change.after.content"
+GUARD_VIOLATIONS: Final = "provenance.guard.violations"
+
+# --- verification ----------------------------------------------------------------------------
+VERIFICATION_RESULT: Final = "provenance.verification.result"
+VERIFICATION_METHOD: Final = "provenance.verification.method"
+VERIFICATION_DETAIL: Final = "provenance.verification.detail"
+VERIFICATION_PASS: Final = "pass"
+VERIFICATION_FAIL: Final = "fail"
+
+# --- causal links ----------------------------------------------------------------------------
+LINK_TYPE: Final = "provenance.link.type"
+LINK_AUTHORIZED_BY: Final = "authorized_by"
+LINK_APPROVED_BY: Final = "approved_by"
+LINK_USED_SECRET: Final = "used_secret"
+LINK_TRIGGERED_BY: Final = "triggered_by"
+LINK_VERIFIES: Final = "verifies"
+LINK_TYPES: Final = (
+    LINK_AUTHORIZED_BY,
+    LINK_APPROVED_BY,
+    LINK_USED_SECRET,
+    LINK_TRIGGERED_BY,
+    LINK_VERIFIES,
+)
+
+# --- OTel GenAI / MCP / general semantic conventions (v1.41.1 names) -------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
+GEN_AI_OPERATION_CHAT: Final = "chat"
+GEN_AI_OPERATION_EXECUTE_TOOL: Final = "execute_tool"
+
+MCP_METHOD_NAME: Final = "mcp.method.name"
+MCP_PROTOCOL_VERSION: Final = "mcp.protocol.version"
+MCP_RESOURCE_URI: Final = "mcp.resource.uri"
+MCP_SESSION_ID: Final = "mcp.session.id"
+JSONRPC_REQUEST_ID: Final = "jsonrpc.request.id"
+NETWORK_TRANSPORT: Final = "network.transport"
+ERROR_TYPE: Final = "error.type"
+SERVICE_NAME: Final = "service.name"
+
+# --- seals and violation records -------------------------------------------------------------
+SEAL_SPAN_NAME: Final = "provenance.seal"
+SEAL_STREAM: Final = "provenance.seal.stream"
+SEAL_SEQ: Final = "provenance.seal.seq"
+SEAL_PREV: Final = "provenance.seal.prev"
+SEAL_SPANS: Final = "provenance.seal.spans"
+SEAL_WITHHELD: Final = "provenance.seal.withheld"
+SEAL_COMPLETENESS: Final = "provenance.seal.completeness"
+SEAL_VIOLATIONS: Final = "provenance.seal.violations"
+SEAL_DIGEST: Final = "provenance.seal.digest"
+SEAL_SIGNATURE: Final = "provenance.seal.signature"
+SEAL_KEY_ID: Final = "provenance.seal.key_id"
+SEAL_REASON: Final = "provenance.seal.reason"
+SEAL_HEARTBEAT_INTERVAL: Final = "provenance.seal.heartbeat_interval_s"
+SEAL_OPEN_SPANS: Final = "provenance.seal.open_spans"
+
+COMPLETENESS_COMPLETE: Final = "complete"
+COMPLETENESS_INCOMPLETE: Final = "incomplete"
+COMPLETENESS_UNCHECKED: Final = "unchecked"
+
+SEAL_REASON_ROOT_ENDED: Final = "root_ended"
+SEAL_REASON_STRAGGLERS: Final = "stragglers"
+SEAL_REASON_TIMEOUT: Final = "timeout"
+SEAL_REASON_MEMORY_BOUND: Final = "memory_bound"
+SEAL_REASON_SHUTDOWN: Final = "shutdown"
+SEAL_REASON_FLUSH: Final = "flush"
+SEAL_REASON_HEARTBEAT: Final = "heartbeat"
+SEAL_REASON_RELEASE: Final = "release"
+
+VIOLATION_SPAN_NAME: Final = "provenance.violation"
+VIOLATION_CODES: Final = "provenance.violation.codes"
+VIOLATION_DETAILS: Final = "provenance.violation.details"
+VIOLATION_QUARANTINE_ID: Final = "provenance.violation.quarantine_id"
+VIOLATION_SPAN_COUNT: Final = "provenance.violation.span_count"
+
+RELEASE_SPAN_NAME: Final = "provenance.release"
+RELEASE_BY: Final = "provenance.release.by"
+RELEASE_REASON: Final = "provenance.release.reason"
+RELEASE_QUARANTINE_ID: Final = "provenance.release.quarantine_id"
+
+# --- completeness rule codes -----------------------------------------------------------------
+RULE_STRUCT_ROOT: Final = "STRUCT-ROOT"
+RULE_STRUCT_ORPHAN: Final = "STRUCT-ORPHAN"
+RULE_ATTR_MISSING: Final = "ATTR-MISSING"
+RULE_ATTR_DROPPED: Final = "ATTR-DROPPED"
+RULE_LINK_AUTHZ: Final = "LINK-AUTHZ"
+RULE_LINK_APPROVAL: Final = "LINK-APPROVAL"
+RULE_SOD: Final = "SOD"
+RULE_APPROVAL_BINDING: Final = "APPROVAL-BINDING"
+RULE_SECRET_LEAK: Final = "SECRET-LEAK"
+RULE_UNFINISHED: Final = "UNFINISHED"
+RULE_VERIFY_MISSING: Final = "VERIFY-MISSING"
+
+PROFILE_BASELINE: Final = "baseline"
+PROFILE_AUDIT: Final = "audit"
+
+MODE_ENFORCE: Final = "enforce"
+MODE_ANNOTATE: Final = "annotate"
+MODE_OFF: Final = "off"
+COMPLETENESS_MODES: Final = (MODE_ENFORCE, MODE_ANNOTATE, MODE_OFF)
+
+CAPTURE_NONE: Final = "none"
+CAPTURE_DIGEST: Final = "digest"
+CAPTURE_REDACTED: Final = "redacted"
+CAPTURE_FULL: Final = "full"
+CAPTURE_MODES: Final = (CAPTURE_NONE, CAPTURE_DIGEST, CAPTURE_REDACTED, CAPTURE_FULL)
+
+# Required attributes per step, besides the common ones (DESIGN.md, Provenance conventions).
+REQUIRED_ATTRIBUTES: Final[dict[str, tuple[str, ...]]] = {
+    STEP_DECISION: (DECISION_NAME, DECISION_TRIGGER),
+    STEP_LLM_CALL: (
+        GEN_AI_OPERATION_NAME,
+        GEN_AI_PROVIDER_NAME,
+        GEN_AI_REQUEST_MODEL,
+        INPUT_SHA256,
+        OUTPUT_SHA256,
+    ),
+    STEP_TOOL_CALL: (GEN_AI_TOOL_NAME, INPUT_SHA256, OUTPUT_SHA256),
+    STEP_SECRET_FETCH: (SECRET_STORE, SECRET_REF, NHI_ID),
+    STEP_POLICY_CHECK: (POLICY_ID, POLICY_DECISION, INPUT_SHA256),
+    STEP_APPROVAL: (
+        APPROVAL_APPROVER_ID,
+        APPROVAL_DECISION,
+        APPROVAL_PARAMS_SHA256,
+        APPROVAL_NONCE,
+        APPROVAL_EXPIRES_AT,
+    ),
+    STEP_ACTION: (
+        ACTION_TYPE,
+        ACTION_TARGET,
+        ACTION_PRIVILEGED,
+        ACTION_PARAMS_SHA256,
+        OUTCOME,
+    ),
+    STEP_VERIFICATION: (VERIFICATION_RESULT,),
+}
+COMMON_REQUIRED: Final = (STEP, DECISION_ID, ACTOR_ID)
+CONTENT_DIGESTS: Final = (INPUT_SHA256, OUTPUT_SHA256)

@@ -1,0 +1,1 @@
+"""Where sealed segments go: the local archive, the OTLP collector, and the quarantine."""

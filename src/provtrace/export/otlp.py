@@ -1,0 +1,91 @@
+"""Delivery to an OpenTelemetry Collector over OTLP/HTTP, with the upstream exporter.
+
+Records are turned back into SDK ``ReadableSpan`` s so that the stock exporter encodes them; what
+arrives is exactly what was sealed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
+from opentelemetry.trace.status import Status, StatusCode
+
+from provtrace.export.sink import SinkError
+from provtrace.model import SpanRecord
+from provtrace.otlpjson import loads_line
+
+_KIND = {
+    1: SpanKind.INTERNAL,
+    2: SpanKind.SERVER,
+    3: SpanKind.CLIENT,
+    4: SpanKind.PRODUCER,
+    5: SpanKind.CONSUMER,
+}
+_STATUS = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
+
+
+def _context(trace_id: str, span_id: str, *, remote: bool, trace_state: str = "") -> SpanContext:
+    state = TraceState.from_header([trace_state]) if trace_state else None
+    return SpanContext(
+        int(trace_id, 16),
+        int(span_id, 16),
+        is_remote=remote,
+        trace_flags=TraceFlags(1),
+        trace_state=state,
+    )
+
+
+def to_readable_span(record: SpanRecord) -> ReadableSpan:
+    code = _STATUS.get(record.status_code, StatusCode.UNSET)
+    parent = (
+        _context(record.trace_id, record.parent_span_id, remote=record.parent_is_remote)
+        if record.parent_span_id
+        else None
+    )
+    return ReadableSpan(
+        name=record.name,
+        context=_context(record.trace_id, record.span_id, remote=False, trace_state=record.trace_state),
+        parent=parent,
+        resource=Resource(dict(record.resource)),
+        attributes=dict(record.attributes),
+        events=[Event(e.name, dict(e.attributes), e.time_ns) for e in record.events],
+        links=[
+            Link(
+                _context(link.trace_id, link.span_id, remote=False, trace_state=link.trace_state),
+                dict(link.attributes),
+            )
+            for link in record.links
+        ],
+        kind=_KIND.get(record.kind, SpanKind.INTERNAL),
+        status=Status(
+            code,
+            record.status_message if code is StatusCode.ERROR and record.status_message else None,
+        ),
+        start_time=record.start_ns,
+        end_time=record.end_ns,
+        instrumentation_scope=InstrumentationScope(record.scope_name, record.scope_version or None),
+    )
+
+
+class OtlpSink:
+    name = "otlp"
+
+    def __init__(
+        self, endpoint: str, *, headers: Mapping[str, str] | None = None, timeout_s: float = 10.0
+    ) -> None:
+        self.endpoint = endpoint
+        self._exporter = OTLPSpanExporter(endpoint=endpoint, headers=dict(headers or {}), timeout=timeout_s)
+
+    def send(self, lines: Sequence[str]) -> None:
+        spans = [to_readable_span(record) for line in lines for record in loads_line(line)]
+        if self._exporter.export(spans) is not SpanExportResult.SUCCESS:
+            raise SinkError(f"the collector at {self.endpoint} did not accept {len(spans)} spans")
+
+    def close(self) -> None:
+        self._exporter.shutdown()  # type: ignore[no-untyped-call]

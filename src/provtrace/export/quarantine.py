@@ -1,0 +1,133 @@
+"""The local quarantine: incomplete segments held back from the collector in enforce mode.
+
+One file per segment (the spans as OTLP/JSON plus the verdict), written atomically with owner-only
+permissions. Released entries move to ``released/`` with who released them and why, so the
+quarantine itself keeps an audit trail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import re
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from provtrace.errors import InputError
+from provtrace.model import SpanRecord
+from provtrace.otlpjson import OtlpJsonError, decode_traces, encode_traces
+from provtrace.rules import Violation
+
+_ID = re.compile(r"^q-[0-9a-f]{8}-[0-9a-f]{32}-[0-9a-f]{8}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class QuarantineEntry:
+    id: str
+    trace_id: str
+    created_at: str
+    stream: str
+    seal_seq: int
+    reason: str
+    violations: tuple[dict[str, str], ...]
+    records: tuple[SpanRecord, ...]
+    released: dict[str, str] | None = None
+
+    @property
+    def codes(self) -> list[str]:
+        return sorted({v["code"] for v in self.violations})
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Quarantine:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def put(
+        self,
+        *,
+        trace_id: str,
+        records: Sequence[SpanRecord],
+        violations: Sequence[Violation],
+        stream: str,
+        seal_seq: int,
+        reason: str,
+    ) -> str:
+        stamp = f"{int(_dt.datetime.now(_dt.timezone.utc).timestamp()):08x}"
+        entry_id = f"q-{stamp}-{trace_id}-{secrets.token_hex(4)}"
+        body = {
+            "id": entry_id,
+            "trace_id": trace_id,
+            "created_at": _now(),
+            "stream": stream,
+            "seal_seq": seal_seq,
+            "reason": reason,
+            "violations": [v.detail | {"message": v.message} for v in violations],
+            "spans": encode_traces(records),
+        }
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_private(self.directory / f"{entry_id}.json", body)
+        return entry_id
+
+    def list(self, *, include_released: bool = False) -> list[QuarantineEntry]:
+        paths = sorted(self.directory.glob("q-*.json")) if self.directory.is_dir() else []
+        if include_released and (self.directory / "released").is_dir():
+            paths += sorted((self.directory / "released").glob("q-*.json"))
+        return [self._load(path) for path in paths]
+
+    def get(self, entry_id: str) -> QuarantineEntry:
+        return self._load(self._path(entry_id))
+
+    def mark_released(self, entry_id: str, *, by: str, reason: str) -> QuarantineEntry:
+        path = self._path(entry_id)
+        body = json.loads(path.read_text(encoding="utf-8"))
+        body["released"] = {"by": by, "reason": reason, "at": _now()}
+        target = self.directory / "released" / path.name
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_private(target, body)
+        path.unlink()
+        return self._load(target)
+
+    def _path(self, entry_id: str) -> Path:
+        if not _ID.match(entry_id):
+            raise InputError(f"{entry_id!r} is not a quarantine id (see `provtrace quarantine list`)")
+        path = self.directory / f"{entry_id}.json"
+        if not path.is_file():
+            raise InputError(f"no quarantined segment {entry_id} in {self.directory}")
+        return path
+
+    @staticmethod
+    def _load(path: Path) -> QuarantineEntry:
+        try:
+            body: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            return QuarantineEntry(
+                id=str(body["id"]),
+                trace_id=str(body["trace_id"]),
+                created_at=str(body["created_at"]),
+                stream=str(body["stream"]),
+                seal_seq=int(body["seal_seq"]),
+                reason=str(body["reason"]),
+                violations=tuple({str(k): str(v) for k, v in item.items()} for item in body["violations"]),
+                records=tuple(decode_traces(body["spans"])),
+                released=body.get("released"),
+            )
+        except (OSError, ValueError, KeyError, TypeError, OtlpJsonError) as exc:
+            raise InputError(f"cannot read quarantine entry {path}: {exc}") from exc
+
+
+def _write_private(path: Path, body: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, json.dumps(body, ensure_ascii=False, indent=1).encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)

@@ -1,0 +1,342 @@
+"""Span digests, signed and chained seals, and the keys that sign them.
+
+The span view is a fixed, source-independent projection of a span: the same digest comes out of a
+span in the agent, a line of the archive, or a trace read back from Jaeger. A seal commits to the
+digests of one flushed segment, to its completeness verdict and to the previous seal of the same
+stream, and is signed with Ed25519, in the manner of CloudTrail's chained digest files.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import math
+import os
+import secrets
+import stat
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from provtrace import conventions as c
+from provtrace.content import canonical_json
+from provtrace.errors import KeyFileError
+from provtrace.model import AttrValue, LinkRecord, SpanRecord
+
+# --- span view and digest --------------------------------------------------------------------
+
+
+def _typed(value: AttrValue) -> dict[str, Any]:
+    if isinstance(value, tuple):
+        return {"array": [_typed(v) for v in value]}
+    if isinstance(value, bool):
+        return {"bool": value}
+    if isinstance(value, int):
+        return {"int": str(value)}
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return {"double": value}
+        return {"double": "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
+    return {"string": value}
+
+
+def _typed_attributes(attributes: Iterable[tuple[str, AttrValue]]) -> dict[str, Any]:
+    return {key: _typed(value) for key, value in attributes}
+
+
+def _link_view(link: LinkRecord) -> dict[str, Any]:
+    return {
+        "trace_id": link.trace_id,
+        "span_id": link.span_id,
+        "attributes": _typed_attributes(link.attributes.items()),
+    }
+
+
+def span_view(record: SpanRecord) -> dict[str, Any]:
+    """The fixed view of a span that its digest covers (DESIGN.md, Integrity).
+
+    Events and links are put in canonical order so that a store that re-sorts them (Jaeger's
+    adjusters do) does not change the digest; their content and count still do.
+    """
+    events = [
+        {
+            "name": event.name,
+            "time_unix_nano": str(event.time_ns),
+            "attributes": _typed_attributes(event.attributes.items()),
+        }
+        for event in record.events
+    ]
+    links = [_link_view(link) for link in record.links]
+    return {
+        "trace_id": record.trace_id,
+        "span_id": record.span_id,
+        "parent_span_id": record.parent_span_id,
+        "name": record.name,
+        "kind": record.kind,
+        "start_time_unix_nano": str(record.start_ns),
+        "end_time_unix_nano": str(record.end_ns),
+        "status": {"code": record.status_code, "message": record.status_message},
+        "attributes": _typed_attributes(record.attributes.items()),
+        "events": sorted(events, key=canonical_json),
+        "links": sorted(links, key=canonical_json),
+        "service_name": record.service_name,
+    }
+
+
+def span_digest(record: SpanRecord) -> str:
+    return hashlib.sha256(canonical_json(span_view(record))).hexdigest()
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+def key_id_of(public_key: Ed25519PublicKey) -> str:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return "ed25519:" + hashlib.sha256(raw).hexdigest()[:16]
+
+
+def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read signing key {path}: {exc.strerror}") from exc
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise KeyFileError(f"{path} is not an unencrypted PEM private key") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path} holds a {type(key).__name__}; provtrace signs with Ed25519 keys")
+    return key
+
+
+def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read public key {path}: {exc.strerror}") from exc
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as exc:
+        raise KeyFileError(f"{path} is not a PEM public key") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyFileError(f"{path} holds a {type(key).__name__}; provtrace seals use Ed25519 keys")
+    return key
+
+
+def write_key_pair(private_path: Path, public_path: Path, *, overwrite: bool = False) -> str:
+    """Generate an Ed25519 key pair; the private key file is created 0600 and never overwritten
+    unless asked. Returns the key id."""
+    for path in (private_path, public_path):
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} already exists; pass --force to replace it")
+    key = Ed25519PrivateKey.generate()
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    private_path.parent.mkdir(parents=True, exist_ok=True)
+    public_path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(private_path, flags, stat.S_IRUSR | stat.S_IWUSR)
+    try:
+        os.fchmod(fd, stat.S_IRUSR | stat.S_IWUSR)
+        os.write(fd, private_pem)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    public_path.write_bytes(public_pem)
+    os.chmod(public_path, 0o644)
+    return key_id_of(key.public_key())
+
+
+# --- seals -----------------------------------------------------------------------------------
+
+
+def random_span_id() -> str:
+    return secrets.token_hex(8)
+
+
+def random_trace_id() -> str:
+    return secrets.token_hex(16)
+
+
+@dataclasses.dataclass(frozen=True)
+class SealBody:
+    """What a seal commits to; the signed bytes are its RFC 8785 canonical JSON."""
+
+    stream: str
+    seq: int
+    prev: str
+    trace_id: str
+    time_unix_nano: int
+    reason: str
+    completeness: str
+    violations: tuple[str, ...]
+    spans: tuple[str, ...]
+    withheld: tuple[str, ...]
+    open_spans: tuple[str, ...]
+    heartbeat_interval_s: float
+    key_id: str
+
+    def canonical(self) -> bytes:
+        return canonical_json(
+            {
+                "stream": self.stream,
+                "seq": str(self.seq),
+                "prev": self.prev,
+                "trace_id": self.trace_id,
+                "time_unix_nano": str(self.time_unix_nano),
+                "reason": self.reason,
+                "completeness": self.completeness,
+                "violations": list(self.violations),
+                "spans": list(self.spans),
+                "withheld": list(self.withheld),
+                "open_spans": list(self.open_spans),
+                "heartbeat_interval_s": self.heartbeat_interval_s,
+                "key_id": self.key_id,
+            }
+        )
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical()).hexdigest()
+
+    @classmethod
+    def from_record(cls, record: SpanRecord) -> SealBody:
+        """Rebuild the body from a seal span read back from any source."""
+        a = record.attributes
+
+        def strings(key: str) -> tuple[str, ...]:
+            value = a.get(key, ())
+            return tuple(str(v) for v in value) if isinstance(value, tuple) else ()
+
+        interval = a.get(c.SEAL_HEARTBEAT_INTERVAL, 0.0)
+        seq = a.get(c.SEAL_SEQ, -1)
+        return cls(
+            stream=str(a.get(c.SEAL_STREAM, "")),
+            seq=int(seq) if isinstance(seq, (int, float)) and not isinstance(seq, bool) else -1,
+            prev=str(a.get(c.SEAL_PREV, "")),
+            trace_id=record.trace_id,
+            time_unix_nano=record.start_ns,
+            reason=str(a.get(c.SEAL_REASON, "")),
+            completeness=str(a.get(c.SEAL_COMPLETENESS, "")),
+            violations=strings(c.SEAL_VIOLATIONS),
+            spans=strings(c.SEAL_SPANS),
+            withheld=strings(c.SEAL_WITHHELD),
+            open_spans=strings(c.SEAL_OPEN_SPANS),
+            heartbeat_interval_s=float(interval) if isinstance(interval, (int, float)) else 0.0,
+            key_id=str(a.get(c.SEAL_KEY_ID, "")),
+        )
+
+
+def covered(entries: Sequence[str]) -> dict[str, str]:
+    """``span_id:digest`` entries of a seal as a mapping."""
+    out: dict[str, str] = {}
+    for entry in entries:
+        span_id, _, digest = entry.partition(":")
+        out[span_id] = digest
+    return out
+
+
+def verify_signature(body: SealBody, signature_b64: str, public_key: Ed25519PublicKey) -> bool:
+    try:
+        public_key.verify(base64.b64decode(signature_b64, validate=True), body.canonical())
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+class Sealer:
+    """Issues the seals of one stream: monotonic sequence, hash chain, optional signature."""
+
+    def __init__(
+        self,
+        stream_id: str,
+        signing_key: Ed25519PrivateKey | None,
+        *,
+        heartbeat_interval_s: float,
+        resource: dict[str, AttrValue],
+    ) -> None:
+        self.stream_id = stream_id
+        self._key = signing_key
+        self.key_id = key_id_of(signing_key.public_key()) if signing_key else ""
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self._resource = resource
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._prev = ""
+
+    @property
+    def next_seq(self) -> int:
+        return self._seq
+
+    def seal(
+        self,
+        *,
+        trace_id: str,
+        parent_span_id: str,
+        spans: Sequence[SpanRecord],
+        withheld: Sequence[SpanRecord] = (),
+        completeness: str,
+        violations: Sequence[str],
+        reason: str,
+        open_spans: Sequence[str] = (),
+        now_ns: int,
+    ) -> SpanRecord:
+        with self._lock:
+            body = SealBody(
+                stream=self.stream_id,
+                seq=self._seq,
+                prev=self._prev,
+                trace_id=trace_id,
+                time_unix_nano=now_ns,
+                reason=reason,
+                completeness=completeness,
+                violations=tuple(violations),
+                spans=tuple(f"{r.span_id}:{span_digest(r)}" for r in spans),
+                withheld=tuple(f"{r.span_id}:{span_digest(r)}" for r in withheld),
+                open_spans=tuple(open_spans),
+                heartbeat_interval_s=self.heartbeat_interval_s,
+                key_id=self.key_id,
+            )
+            digest = body.digest()
+            self._seq += 1
+            self._prev = digest
+        attributes: dict[str, AttrValue] = {
+            c.SEAL_STREAM: body.stream,
+            c.SEAL_SEQ: body.seq,
+            c.SEAL_PREV: body.prev,
+            c.SEAL_REASON: body.reason,
+            c.SEAL_COMPLETENESS: body.completeness,
+            c.SEAL_VIOLATIONS: body.violations,
+            c.SEAL_SPANS: body.spans,
+            c.SEAL_WITHHELD: body.withheld,
+            c.SEAL_OPEN_SPANS: body.open_spans,
+            c.SEAL_HEARTBEAT_INTERVAL: body.heartbeat_interval_s,
+            c.SEAL_KEY_ID: body.key_id,
+            c.SEAL_DIGEST: digest,
+            c.SEAL_SIGNATURE: self._sign(body),
+        }
+        return SpanRecord(
+            trace_id=trace_id,
+            span_id=random_span_id(),
+            parent_span_id=parent_span_id,
+            name=c.SEAL_SPAN_NAME,
+            start_ns=now_ns,
+            end_ns=now_ns,
+            attributes=attributes,
+            resource=self._resource,
+            scope_name=c.INSTRUMENTATION_NAME,
+        )
+
+    def _sign(self, body: SealBody) -> str:
+        if self._key is None:
+            return ""
+        return base64.b64encode(self._key.sign(body.canonical())).decode("ascii")

@@ -1,0 +1,512 @@
+"""The evidence pipeline behind the processor: check, quarantine, seal, spool, deliver.
+
+Two worker threads keep this work off the agent's threads. The sealer checks each segment
+against the completeness contract, applies the mode (enforce / annotate / off), seals what is
+forwarded and writes it to the spool; the deliverer moves spooled segments to every sink and
+retries until they are accepted. Nothing is dropped: a segment is delivered, quarantined, or left
+in the spool and reported.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from provtrace import conventions as c
+from provtrace.export.archive import ArchiveSink
+from provtrace.export.otlp import OtlpSink
+from provtrace.export.quarantine import Quarantine
+from provtrace.export.sink import Sink
+from provtrace.integrity import Sealer, random_span_id, random_trace_id
+from provtrace.model import AttrValue, SpanRecord
+from provtrace.otlpjson import dumps_line
+from provtrace.processor import ProcessorLimits, ProvenanceProcessor, RawSegment
+from provtrace.records import Segment, TraceMemory, convert
+from provtrace.rules import Rule, SegmentContext, Violation, evaluate
+from provtrace.spool import Spool, SpoolError
+from provtrace.tracing import now_ns
+
+logger = logging.getLogger("provtrace")
+
+COUNTER_NAMES = (
+    "segments_checked",
+    "segments_complete",
+    "segments_incomplete",
+    "segments_unchecked",
+    "segments_quarantined",
+    "spans_processed",
+    "spans_lost",
+    "seals",
+    "heartbeats",
+    "segments_delivered",
+    "delivery_failures",
+    "recording_errors",
+    "rule_errors",
+    "handler_errors",
+    "guard_refusals",
+)
+
+
+class Counters:
+    """Thread-safe counters, read through the handle and exported as OTel metrics."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values = dict.fromkeys(COUNTER_NAMES, 0)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._values[name] += amount
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._values)
+
+
+@dataclasses.dataclass(frozen=True)
+class ViolationReport:
+    """What the violation handler receives: ids and codes, never content."""
+
+    trace_id: str
+    codes: tuple[str, ...]
+    violations: tuple[Violation, ...]
+    quarantine_id: str
+    mode: str
+
+
+ViolationHandler = Callable[[ViolationReport], None]
+
+
+def log_violation(report: ViolationReport) -> None:
+    where = f"quarantined as {report.quarantine_id}" if report.quarantine_id else "forwarded"
+    logger.error(
+        "provtrace: incomplete evidence in trace %s (%s): %s",
+        report.trace_id,
+        where,
+        ", ".join(report.codes),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineSettings:
+    service_name: str
+    completeness: str
+    profile: str
+    archive_dir: Path | None
+    endpoint: str | None
+    spool_dir: Path
+    quarantine_dir: Path
+    heartbeat_interval_s: float
+    limits: ProcessorLimits
+    signing_key: object | None = None  # Ed25519PrivateKey; typed loosely to keep the import lazy
+    rules: tuple[Rule, ...] = ()
+    violation_handler: ViolationHandler = log_violation
+    headers: tuple[tuple[str, str], ...] = ()
+    spool_fsync: bool = True
+    max_pending_segments: int = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Health:
+    ok: bool
+    problems: tuple[str, ...]
+
+
+def new_stream_id(service_name: str) -> str:
+    return f"{service_name}@{socket.gethostname()}/{os.getpid()}/{random_span_id()[:8]}"
+
+
+class Pipeline:
+    def __init__(self, settings: PipelineSettings) -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        self.settings = settings
+        self.counters = Counters()
+        self.stream_id = new_stream_id(settings.service_name)
+        self.resource: dict[str, AttrValue] = {c.SERVICE_NAME: settings.service_name}
+        key = settings.signing_key if isinstance(settings.signing_key, Ed25519PrivateKey) else None
+        self.sealer = Sealer(
+            self.stream_id,
+            key,
+            heartbeat_interval_s=settings.heartbeat_interval_s,
+            resource=self.resource,
+        )
+        self.sinks = self._make_sinks()
+        self.spool = Spool(
+            settings.spool_dir,
+            self.stream_id,
+            [s.name for s in self.sinks],
+            fsync=settings.spool_fsync,
+        )
+        self.quarantine = Quarantine(settings.quarantine_dir)
+        self.processor = ProvenanceProcessor(self._submit, limits=settings.limits)
+        self._memory = TraceMemory()
+        self._queue: queue.Queue[RawSegment | Segment | None] = queue.Queue(
+            maxsize=settings.max_pending_segments
+        )
+        self._progress = threading.Condition()
+        self._unspooled: list[str] = []
+        self._spool_problem = ""
+        self._delivery_problem: dict[str, str] = {}
+        self._last_seal = time.monotonic()
+        self._closing = threading.Event()
+        self._sealer_done = threading.Event()
+        self._stopped = False
+        self._orphans: list[Spool] = list(
+            Spool.adopt_orphans(settings.spool_dir, self.spool.directory, [s.name for s in self.sinks])
+        )
+        self._sealer_thread = threading.Thread(target=self._seal_loop, name="provtrace-sealer", daemon=True)
+        self._delivery_thread = threading.Thread(
+            target=self._delivery_loop, name="provtrace-delivery", daemon=True
+        )
+        self._sealer_thread.start()
+        self._delivery_thread.start()
+
+    def _make_sinks(self) -> list[Sink]:
+        sinks: list[Sink] = []
+        if self.settings.archive_dir is not None:
+            sinks.append(ArchiveSink(self.settings.archive_dir, self.stream_id))
+        if self.settings.endpoint:
+            sinks.append(OtlpSink(self.settings.endpoint, headers=dict(self.settings.headers)))
+        return sinks
+
+    # --- agent side -------------------------------------------------------------------------
+
+    def _submit(self, segment: RawSegment | Segment) -> None:
+        """Called by the processor on the thread that ended the span; blocks only when the
+        sealer is ``max_pending_segments`` behind (back-pressure instead of loss)."""
+        self._queue.put(segment)
+
+    def recording_error(self, where: str, exc: BaseException) -> None:
+        from provtrace.content import REDACTOR
+
+        self.counters.add("recording_errors")
+        logger.warning(
+            "provtrace could not record %s: %s: %s",
+            where,
+            type(exc).__name__,
+            REDACTOR.text(str(exc)),
+        )
+
+    def health(self) -> Health:
+        problems: list[str] = []
+        if self._stopped or self._closing.is_set():
+            problems.append("provtrace is shut down")
+        if not self._sealer_thread.is_alive():
+            problems.append("the sealer thread is not running")
+        if self._spool_problem:
+            problems.append(self._spool_problem)
+        return Health(not problems, tuple(problems))
+
+    # --- sealer -----------------------------------------------------------------------------
+
+    def _seal_loop(self) -> None:
+        tick = min(1.0, self.settings.heartbeat_interval_s / 2)
+        closing = False
+        while True:
+            batch: list[RawSegment | Segment | None] = []
+            try:
+                batch.append(self._queue.get(timeout=tick))
+                while len(batch) < 512:
+                    batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                pass
+            lines = list(self._unspooled)
+            for item in batch:
+                if item is None:
+                    closing = True
+                else:
+                    lines.append(self._process(item))
+            for raw in self.processor.sweep():
+                lines.append(self._process(raw))
+            now = time.monotonic()
+            if closing:
+                lines.append(self._heartbeat(c.SEAL_REASON_SHUTDOWN))
+            elif now - self._last_seal >= self.settings.heartbeat_interval_s:
+                lines.append(self._heartbeat(c.SEAL_REASON_HEARTBEAT))
+            if lines:
+                self._persist(lines)
+            for _ in batch:
+                self._queue.task_done()
+            if closing:
+                self._sealer_done.set()
+                with self._progress:
+                    self._progress.notify_all()
+                return
+
+    def _persist(self, lines: list[str]) -> None:
+        try:
+            self.spool.append(lines)
+        except SpoolError as exc:
+            self._unspooled = lines
+            if not self._spool_problem:
+                logger.error("provtrace cannot persist evidence: %s (kept in memory, retrying)", exc)
+            self._spool_problem = f"spool not writable: {exc}"
+            return
+        self._unspooled = []
+        self._spool_problem = ""
+        with self._progress:
+            self._progress.notify_all()
+
+    def _process(self, item: RawSegment | Segment) -> str:
+        if isinstance(item, Segment):
+            segment = item
+        else:
+            segment = convert(item, self._memory, self.resource, self.recording_error)
+        counters = self.counters
+        if segment.lost:
+            counters.add("spans_lost", len(segment.lost))
+            logger.error(
+                "provtrace lost %d span(s) of trace %s that could not be converted: %s",
+                len(segment.lost),
+                segment.trace_id,
+                ", ".join(segment.lost),
+            )
+        counters.add("spans_processed", len(segment.records))
+        mode = self.settings.completeness
+        violations: list[Violation] = []
+        if segment.preset_codes is not None:
+            return self._forward_released(segment, segment.preset_codes)
+        if mode == c.MODE_OFF:
+            completeness = c.COMPLETENESS_UNCHECKED
+            counters.add("segments_unchecked")
+        else:
+            ctx = SegmentContext(
+                trace_id=segment.trace_id,
+                records=segment.records,
+                profile=self.settings.profile,
+                reason=segment.reason,
+                open_span_ids=segment.open_span_ids,
+                earlier=segment.earlier,
+                leaks=segment.leaks,
+            )
+            violations, failed = evaluate(ctx, self.settings.rules)
+            for name in failed:
+                counters.add("rule_errors")
+                logger.warning("provtrace user rule %s raised; its verdict is missing", name)
+            counters.add("segments_checked")
+            completeness = c.COMPLETENESS_INCOMPLETE if violations else c.COMPLETENESS_COMPLETE
+            counters.add("segments_incomplete" if violations else "segments_complete")
+        codes = tuple(sorted({v.code for v in violations}))
+        forwarded: list[SpanRecord] = list(segment.records)
+        withheld: list[SpanRecord] = []
+        quarantine_id = ""
+        if violations:
+            if mode == c.MODE_ENFORCE:
+                quarantine_id = self._quarantine(segment, violations)
+                if quarantine_id:
+                    forwarded, withheld = [], list(segment.records)
+            forwarded.append(self._violation_record(segment, violations, quarantine_id))
+            self._report(ViolationReport(segment.trace_id, codes, tuple(violations), quarantine_id, mode))
+        root = segment.root_span_id if not withheld else ""
+        seal = self.sealer.seal(
+            trace_id=segment.trace_id,
+            parent_span_id=root,
+            spans=forwarded,
+            withheld=withheld,
+            completeness=completeness,
+            violations=codes,
+            reason=segment.reason,
+            open_spans=segment.open_span_ids,
+            now_ns=now_ns(),
+        )
+        counters.add("seals")
+        self._last_seal = time.monotonic()
+        return dumps_line([*forwarded, seal])
+
+    def _forward_released(self, segment: Segment, codes: tuple[str, ...]) -> str:
+        seal = self.sealer.seal(
+            trace_id=segment.trace_id,
+            parent_span_id="",
+            spans=segment.records,
+            completeness=c.COMPLETENESS_INCOMPLETE if codes else c.COMPLETENESS_COMPLETE,
+            violations=codes,
+            reason=segment.reason,
+            now_ns=now_ns(),
+        )
+        self.counters.add("seals")
+        self._last_seal = time.monotonic()
+        return dumps_line([*segment.records, seal])
+
+    def _quarantine(self, segment: Segment, violations: Sequence[Violation]) -> str:
+        try:
+            entry_id = self.quarantine.put(
+                trace_id=segment.trace_id,
+                records=segment.records,
+                violations=violations,
+                stream=self.stream_id,
+                seal_seq=self.sealer.next_seq,
+                reason=segment.reason,
+            )
+        except OSError as exc:
+            self.counters.add("recording_errors")
+            logger.error(
+                "provtrace could not quarantine trace %s (%s); forwarding it with its verdict instead",
+                segment.trace_id,
+                exc.strerror,
+            )
+            return ""
+        self.counters.add("segments_quarantined")
+        return entry_id
+
+    def _violation_record(
+        self, segment: Segment, violations: Sequence[Violation], quarantine_id: str
+    ) -> SpanRecord:
+        now = now_ns()
+        decision_ids = sorted(
+            {str(r.attributes[c.DECISION_ID]) for r in segment.records if c.DECISION_ID in r.attributes}
+        )
+        attributes: dict[str, AttrValue] = {
+            c.VIOLATION_CODES: tuple(sorted({v.code for v in violations})),
+            c.VIOLATION_DETAILS: tuple(json.dumps(v.detail, sort_keys=True) for v in violations),
+            c.VIOLATION_QUARANTINE_ID: quarantine_id,
+            c.VIOLATION_SPAN_COUNT: len(segment.records),
+            c.SEAL_REASON: segment.reason,
+        }
+        if decision_ids:
+            attributes[c.DECISION_ID] = decision_ids[0]
+        return SpanRecord(
+            trace_id=segment.trace_id,
+            span_id=random_span_id(),
+            name=c.VIOLATION_SPAN_NAME,
+            start_ns=now,
+            end_ns=now,
+            status_code=2,
+            status_message="incomplete provenance: " + ", ".join(sorted({v.code for v in violations})),
+            attributes=attributes,
+            resource=self.resource,
+            scope_name=c.INSTRUMENTATION_NAME,
+        )
+
+    def _report(self, report: ViolationReport) -> None:
+        try:
+            self.settings.violation_handler(report)
+        except Exception as exc:  # noqa: BLE001 - a failing handler must not stop the pipeline
+            self.counters.add("handler_errors")
+            logger.warning("provtrace violation handler raised %s", type(exc).__name__)
+
+    def _heartbeat(self, reason: str) -> str:
+        seal = self.sealer.seal(
+            trace_id=random_trace_id(),
+            parent_span_id="",
+            spans=(),
+            completeness=c.COMPLETENESS_UNCHECKED,
+            violations=(),
+            reason=reason,
+            now_ns=now_ns(),
+        )
+        self.counters.add("heartbeats")
+        self._last_seal = time.monotonic()
+        return dumps_line([seal])
+
+    def emit_released(self, records: Sequence[SpanRecord], codes: Sequence[str]) -> None:
+        """Seal and persist a released quarantine segment with its original verdict."""
+        if records:
+            self._queue.put(
+                Segment(
+                    records[0].trace_id,
+                    tuple(records),
+                    c.SEAL_REASON_RELEASE,
+                    preset_codes=tuple(codes),
+                )
+            )
+
+    # --- delivery ---------------------------------------------------------------------------
+
+    def _delivery_loop(self) -> None:
+        retry_at: dict[str, float] = {}
+        backoff: dict[str, float] = {}
+        while True:
+            moved = False
+            for spool in [*self._orphans, self.spool]:
+                for sink in self.sinks:
+                    if time.monotonic() < retry_at.get(sink.name, 0.0):
+                        continue
+                    lines, position = spool.read(sink.name)
+                    if not lines:
+                        continue
+                    try:
+                        sink.send(lines)
+                    except Exception as exc:  # noqa: BLE001 - any sink failure is retried
+                        self.counters.add("delivery_failures")
+                        delay = min(30.0, backoff.get(sink.name, 0.25) * 2)
+                        backoff[sink.name] = delay
+                        retry_at[sink.name] = time.monotonic() + delay
+                        if sink.name not in self._delivery_problem:
+                            logger.warning("provtrace delivery to %s failed (%s); retrying", sink.name, exc)
+                        self._delivery_problem[sink.name] = str(exc)
+                        continue
+                    spool.ack(sink.name, position)
+                    if spool is self.spool:
+                        self.counters.add("segments_delivered", len(lines))
+                    backoff.pop(sink.name, None)
+                    if self._delivery_problem.pop(sink.name, None):
+                        logger.warning("provtrace delivery to %s recovered", sink.name)
+                    moved = True
+            self._release_finished_orphans()
+            with self._progress:
+                self._progress.notify_all()
+                if self._stopped:
+                    return
+                if not moved:
+                    self._progress.wait(timeout=0.5)
+
+    def _release_finished_orphans(self) -> None:
+        for orphan in list(self._orphans):
+            if not orphan.pending():
+                orphan.close(remove_if_empty=True)
+                self._orphans.remove(orphan)
+
+    # --- flush and shutdown -----------------------------------------------------------------
+
+    def wait_until_delivered(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        with self._progress:
+            while True:
+                if self._queue.unfinished_tasks == 0 and not self._unspooled and not self.spool.pending():
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._stopped:
+                    return False
+                self._progress.wait(timeout=min(remaining, 0.5))
+
+    def force_flush(self, timeout_s: float = 30.0) -> bool:
+        self.processor.force_flush()
+        return self.wait_until_delivered(timeout_s)
+
+    def shutdown(self, timeout_s: float = 30.0) -> bool:
+        if self._closing.is_set():
+            return True
+        self.processor.shutdown()
+        self._closing.set()
+        self._queue.put(None)
+        self._sealer_done.wait(timeout=timeout_s)
+        delivered = self.wait_until_delivered(timeout_s)
+        with self._progress:
+            self._stopped = True
+            self._progress.notify_all()
+        self._delivery_thread.join(timeout=5)
+        lost = self.processor.spans_after_shutdown
+        if lost:
+            self.counters.add("spans_lost", lost)
+        if not delivered:
+            logger.error(
+                "provtrace shut down with %d bytes of sealed evidence not yet delivered; they stay "
+                "in %s and the next provtrace process using that spool delivers them",
+                self.spool.pending_bytes,
+                self.spool.directory,
+            )
+        for sink in self.sinks:
+            sink.close()
+        self.spool.close(remove_if_empty=True)
+        for orphan in self._orphans:
+            orphan.close()
+        return delivered

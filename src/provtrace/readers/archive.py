@@ -1,0 +1,63 @@
+"""The archive reader: every ``*.jsonl`` file under a directory, as the Collector's file exporter
+or provtrace's embedded archive wrote them."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from provtrace.errors import InputError
+from provtrace.model import SpanRecord
+from provtrace.otlpjson import OtlpJsonError, loads_line
+from provtrace.readers.base import TraceQuery, dedupe, matches
+
+
+class ArchiveSource:
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        if not self.directory.is_dir():
+            raise InputError(f"archive directory {self.directory} does not exist")
+        self.description = f"archive {self.directory}"
+        self._records: list[SpanRecord] | None = None
+        self.conflicts: list[tuple[SpanRecord, SpanRecord]] = []
+        self.lines: list[tuple[Path, int, list[SpanRecord]]] = []
+
+    def files(self) -> list[Path]:
+        return sorted(p for p in self.directory.rglob("*.jsonl") if p.is_file())
+
+    def _load(self) -> list[SpanRecord]:
+        if self._records is None:
+            raw: list[SpanRecord] = []
+            for path in self.files():
+                for number, line in enumerate(
+                    path.read_text(encoding="utf-8", errors="replace").splitlines(), 1
+                ):
+                    if not line.strip():
+                        continue
+                    try:
+                        records = loads_line(line)
+                    except OtlpJsonError as exc:
+                        raise InputError(f"{path}:{number}: not OTLP/JSON trace data ({exc})") from exc
+                    self.lines.append((path, number, records))
+                    raw.extend(records)
+            self._records, self.conflicts = dedupe(raw)
+        return self._records
+
+    def all_spans(self) -> Iterable[SpanRecord]:
+        return self._load()
+
+    def trace(self, trace_id: str) -> list[SpanRecord]:
+        wanted = trace_id.lower()
+        return [r for r in self._load() if r.trace_id == wanted]
+
+    def traces(self, query: TraceQuery) -> list[list[SpanRecord]]:
+        by_trace: dict[str, list[SpanRecord]] = collections.defaultdict(list)
+        for record in self._load():
+            by_trace[record.trace_id].append(record)
+        found = [spans for spans in by_trace.values() if matches(spans, query)]
+        found.sort(key=lambda spans: min(r.start_ns for r in spans), reverse=True)
+        return found[: query.limit]
+
+    def stream_seals(self) -> Iterator[SpanRecord]:
+        return (r for r in self._load() if r.is_seal)

@@ -1,0 +1,193 @@
+"""Ended spans become records: the exported form, scrubbed of tainted secret values.
+
+Conversion runs on the sealer thread, off the agent's threads. Every string is made valid UTF-8
+and every tainted secret value is replaced, so nothing downstream (spool, archive, quarantine,
+exporter) ever holds one; the fields where that happened are reported for ``SECRET-LEAK``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_trace_id
+
+from provtrace.content import SECRETS, valid_text
+from provtrace.model import AttrValue, EventRecord, LinkRecord, SpanRecord, freeze_attributes
+from provtrace.processor import RawSegment
+
+_KIND = {
+    SpanKind.INTERNAL: 1,
+    SpanKind.SERVER: 2,
+    SpanKind.CLIENT: 3,
+    SpanKind.PRODUCER: 4,
+    SpanKind.CONSUMER: 5,
+}
+_STATUS = {StatusCode.UNSET: 0, StatusCode.OK: 1, StatusCode.ERROR: 2}
+
+
+def to_micros(ns: int) -> int:
+    """Exported times are whole microseconds: the precision every Jaeger API returns, so a digest
+    computed here can be recomputed from any of them."""
+    return ns - ns % 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """Records of one trace flushed together, with why, what was still open, where secrets were
+    removed, and the provenance spans of the same trace sealed earlier (for links and parents)."""
+
+    trace_id: str
+    records: tuple[SpanRecord, ...]
+    reason: str
+    open_span_ids: tuple[str, ...] = ()
+    leaks: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    earlier: Mapping[str, SpanRecord] = dataclasses.field(default_factory=dict)
+    preset_codes: tuple[str, ...] | None = None  # a released quarantine segment keeps its verdict
+    lost: tuple[str, ...] = ()  # span ids that could not be converted
+
+    @property
+    def root_span_id(self) -> str:
+        """The local root of the segment (for placing its seal), or empty."""
+        ids = {r.span_id for r in self.records}
+        for record in self.records:
+            if record.parent_span_id not in ids:
+                return record.span_id
+        return ""
+
+
+class _Scrubber:
+    """Copies span data into records, removing tainted secret values and noting where."""
+
+    def __init__(self) -> None:
+        self.fields: list[str] = []
+        self._secrets = SECRETS.pattern is not None
+
+    def text(self, value: str, field: str) -> str:
+        value = valid_text(value)
+        if self._secrets and SECRETS.contains_secret(value):
+            self.fields.append(field)
+            return SECRETS.scrub(value)
+        return value
+
+    def attributes(self, attributes: Mapping[str, object] | None, where: str) -> dict[str, AttrValue]:
+        frozen = freeze_attributes(attributes)
+        out: dict[str, AttrValue] = {}
+        for key, value in frozen.items():
+            clean_key = self.text(key, f"{where}key")
+            if isinstance(value, str):
+                out[clean_key] = self.text(value, f"{where}{key}")
+            elif isinstance(value, tuple):
+                out[clean_key] = tuple(
+                    self.text(v, f"{where}{key}") if isinstance(v, str) else v for v in value
+                )
+            else:
+                out[clean_key] = value
+        return out
+
+
+def to_record(
+    span: ReadableSpan, resource_overrides: Mapping[str, AttrValue]
+) -> tuple[SpanRecord, list[str]]:
+    """The exported form of an ended span, and the fields from which secrets were removed."""
+    scrub = _Scrubber()
+    ctx = span.get_span_context()
+    assert ctx is not None
+    parent = span.parent
+    resource = {**freeze_attributes(span.resource.attributes), **resource_overrides}
+    scope = span.instrumentation_scope
+    status_message = span.status.description or ""
+    record = SpanRecord(
+        trace_id=format_trace_id(ctx.trace_id),
+        span_id=format_span_id(ctx.span_id),
+        parent_span_id=format_span_id(parent.span_id) if parent is not None else "",
+        parent_is_remote=bool(parent is not None and parent.is_remote),
+        name=scrub.text(span.name, "name"),
+        kind=_KIND.get(span.kind, 1),
+        start_ns=to_micros(span.start_time or 0),
+        end_ns=to_micros(span.end_time or 0),
+        status_code=_STATUS.get(span.status.status_code, 0),
+        status_message=scrub.text(status_message, "status.message") if status_message else "",
+        attributes=scrub.attributes(span.attributes, ""),
+        events=tuple(
+            EventRecord(
+                name=scrub.text(event.name, f"events[{i}].name"),
+                time_ns=to_micros(event.timestamp or 0),
+                attributes=scrub.attributes(event.attributes, f"events[{i}]."),
+            )
+            for i, event in enumerate(span.events)
+        ),
+        links=tuple(
+            LinkRecord(
+                trace_id=format_trace_id(link.context.trace_id),
+                span_id=format_span_id(link.context.span_id),
+                attributes=scrub.attributes(link.attributes, f"links[{i}]."),
+                trace_state=link.context.trace_state.to_header() if link.context.trace_state else "",
+            )
+            for i, link in enumerate(span.links)
+        ),
+        resource=resource,
+        scope_name=scope.name if scope else "",
+        scope_version=(scope.version or "") if scope else "",
+        trace_state=ctx.trace_state.to_header() if ctx.trace_state else "",
+        dropped_attributes=span.dropped_attributes,
+        dropped_events=span.dropped_events,
+        dropped_links=span.dropped_links,
+    )
+    return record, scrub.fields
+
+
+class TraceMemory:
+    """Provenance records of recently sealed segments, by trace, so a later segment of the same
+    trace (stragglers, follow-ups) can resolve its parents and links. Bounded; oldest forgotten.
+    Used by the sealer thread only."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._traces: collections.OrderedDict[str, dict[str, SpanRecord]] = collections.OrderedDict()
+
+    def earlier(self, trace_id: str) -> dict[str, SpanRecord]:
+        return dict(self._traces.get(trace_id, {}))
+
+    def remember(self, trace_id: str, records: Iterable[SpanRecord]) -> None:
+        known = self._traces.setdefault(trace_id, {})
+        known.update((r.span_id, r) for r in records if r.step is not None)
+        self._traces.move_to_end(trace_id)
+        while len(self._traces) > self._capacity:
+            self._traces.popitem(last=False)
+
+
+def convert(
+    raw: RawSegment,
+    memory: TraceMemory,
+    resource_overrides: Mapping[str, AttrValue],
+    on_error: Callable[[str, BaseException], None],
+) -> Segment:
+    """The records of a raw segment; a span that cannot be converted is reported, not hidden."""
+    records: list[SpanRecord] = []
+    leaks: dict[str, tuple[str, ...]] = {}
+    lost: list[str] = []
+    for span in raw.spans:
+        try:
+            record, leaked = to_record(span, resource_overrides)
+        except Exception as exc:  # noqa: BLE001 - one bad span must not stop the segment
+            on_error("span conversion", exc)
+            lost.append(format_span_id(span.context.span_id) if span.context else "?")
+            continue
+        records.append(record)
+        if leaked:
+            leaks[record.span_id] = tuple(leaked)
+    trace_id = format_trace_id(raw.trace_id)
+    earlier = memory.earlier(trace_id)
+    memory.remember(trace_id, records)
+    return Segment(
+        trace_id=trace_id,
+        records=tuple(records),
+        reason=raw.reason,
+        open_span_ids=tuple(format_span_id(i) for i in raw.open_span_ids),
+        leaks=leaks,
+        earlier=earlier,
+        lost=tuple(lost),
+    )

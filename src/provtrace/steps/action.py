@@ -1,0 +1,318 @@
+"""``action`` and ``verification``: exactly what changed, under which evidence, and the check after.
+
+``action(..., require=("policy", "approval"))`` is the guard: before the wrapped code runs it
+refuses (raises :class:`~provtrace.ProvenanceViolation`) unless the decision holds an allowing
+policy check and an approval bound to these exact parameters, unexpired, unused, from someone other
+than the actor, and unless the pipeline can persist the evidence. The refusal itself is recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.trace import Link
+
+from provtrace import config
+from provtrace import conventions as c
+from provtrace.content import jsonable_digest, to_jsonable
+from provtrace.errors import ProvenanceViolation
+from provtrace.steps.base import (
+    Refs,
+    StepHandle,
+    StepSpec,
+    _link,
+    context_of,
+    fact_of,
+    refs_to_list,
+)
+from provtrace.steps.scope import FACTS, DecisionState, StepFact, current_decision
+from provtrace.tracing import now_ns
+
+GUARD_REQUIREMENTS = ("policy", "approval")
+CODE_PIPELINE = "PIPELINE"
+_NO_PARAMS: Any = object()
+
+
+class Action(StepHandle):
+    step = c.STEP_ACTION
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        spec = self.spec
+        assert isinstance(spec, ActionSpec)
+        self.action_type = spec.action_type
+        self.params_sha256 = ""
+        self.outcome = ""
+        self.refused: ProvenanceViolation | None = None
+
+    def record_change(self, before: Any = None, after: Any = None) -> None:
+        """Record exactly what changed: digests of the state before and after, content per mode."""
+        self._content(before, c.CHANGE_BEFORE_CONTENT, c.CHANGE_BEFORE_SHA256)
+        self._content(after, c.CHANGE_AFTER_CONTENT, c.CHANGE_AFTER_SHA256)
+
+    def set_outcome(self, outcome: str) -> None:
+        """Override the outcome (default: success, or failure when the body raised)."""
+        self.outcome = outcome
+
+    def _on_finish(self, error: BaseException | None) -> None:
+        if self.refused is not None and error is self.refused:
+            outcome = c.OUTCOME_REFUSED
+        else:
+            outcome = self.outcome or (c.OUTCOME_FAILURE if error is not None else c.OUTCOME_SUCCESS)
+        self.outcome = outcome
+        self.span.set_attribute(c.OUTCOME, outcome)
+
+    def fact(self) -> StepFact:
+        return StepFact(
+            step=self.step,
+            context=self.context,
+            verdict=self.outcome,
+            params_sha256=self.params_sha256,
+            action_type=self.action_type,
+        )
+
+
+class ActionSpec(StepSpec[Action]):
+    handle_type = Action
+    step = c.STEP_ACTION
+
+    def __init__(
+        self,
+        action_type: str,
+        target: str,
+        *,
+        privileged: bool = False,
+        params: Any = _NO_PARAMS,
+        authorized_by: Refs = None,
+        approved_by: Refs = None,
+        used_secrets: Refs = None,
+        require: Sequence[str] = (),
+        actor: str | None = None,
+        nhi: str | None = None,
+        triggered_by: Refs = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(actor=actor, nhi=nhi, triggered_by=triggered_by, attributes=attributes)
+        unknown = sorted(set(require) - set(GUARD_REQUIREMENTS))
+        if unknown:
+            raise ValueError(
+                f"action require= accepts {', '.join(GUARD_REQUIREMENTS)}; unknown: {', '.join(unknown)}"
+            )
+        self.action_type = action_type
+        self.target = target
+        self.privileged = bool(privileged)
+        self.params = params
+        self.authorized_by = authorized_by
+        self.approved_by = approved_by
+        self.used_secrets = used_secrets
+        self.require = tuple(dict.fromkeys(require))
+        self._params_jsonable: Any = None
+        self._params_digest = ""
+        if params is not _NO_PARAMS:
+            self._params_jsonable = to_jsonable(params)
+            self._params_digest = jsonable_digest(self._params_jsonable)
+
+    def span_name(self) -> str:
+        return f"action {self.action_type}"
+
+    def step_attributes(self, decision: DecisionState | None) -> dict[str, Any]:
+        attributes: dict[str, Any] = {
+            c.ACTION_TYPE: self.action_type,
+            c.ACTION_TARGET: self.target,
+            c.ACTION_PRIVILEGED: self.privileged,
+        }
+        if self._params_digest:
+            attributes[c.ACTION_PARAMS_SHA256] = self._params_digest
+        if self.require:
+            attributes[c.ACTION_REQUIRE] = self.require
+        return attributes
+
+    # --- links ------------------------------------------------------------------------------
+
+    def _policy_facts(self, decision: DecisionState | None) -> list[tuple[Any, StepFact | None]]:
+        if self.authorized_by is not None:
+            return [(context_of(r), fact_of(r)) for r in refs_to_list(self.authorized_by)]
+        fact = decision.latest(c.STEP_POLICY_CHECK, c.POLICY_ALLOW) if decision else None
+        return [(fact.context, fact)] if fact else []
+
+    def _approval_facts(
+        self, decision: DecisionState | None, params: str
+    ) -> list[tuple[Any, StepFact | None]]:
+        if self.approved_by is not None:
+            return [(context_of(r), fact_of(r)) for r in refs_to_list(self.approved_by)]
+        if decision is None:
+            return []
+        approvals = decision.all(c.STEP_APPROVAL)
+        matching = [a for a in approvals if a.params_sha256 == params]
+        chosen = (matching or approvals)[-1:] if approvals else []
+        return [(fact.context, fact) for fact in chosen]
+
+    def _secret_contexts(self, decision: DecisionState | None) -> list[Any]:
+        if self.used_secrets is not None:
+            return [context_of(r) for r in refs_to_list(self.used_secrets)]
+        return [fact.context for fact in decision.all(c.STEP_SECRET_FETCH)] if decision else []
+
+    def inferred_links(self, decision: DecisionState | None) -> list[Link]:
+        links = [_link(ctx, c.LINK_AUTHORIZED_BY) for ctx, _ in self._policy_facts(decision)]
+        links += [
+            _link(ctx, c.LINK_APPROVED_BY) for ctx, _ in self._approval_facts(decision, self._params_digest)
+        ]
+        links += [_link(ctx, c.LINK_USED_SECRET) for ctx in self._secret_contexts(decision)]
+        return links + self._triggered_by_links(decision)
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def _started(self, handle: Action) -> None:
+        handle.params_sha256 = self._params_digest
+        if self.params is not _NO_PARAMS:
+            handle._store(self._params_jsonable, c.ACTION_PARAMS_CONTENT)
+
+    def record_call_input(self, handle: Action, arguments: dict[str, Any]) -> None:
+        if self.params is _NO_PARAMS:
+            jsonable = to_jsonable(arguments)
+            handle.params_sha256 = jsonable_digest(jsonable)
+            handle.span.set_attribute(c.ACTION_PARAMS_SHA256, handle.params_sha256)
+            handle._store(jsonable, c.ACTION_PARAMS_CONTENT)
+
+    def before_run(self, handle: Action) -> None:
+        if not self.require:
+            return
+        problems = self._guard_problems(handle)
+        if problems:
+            codes = tuple(dict.fromkeys(code for code, _ in problems))
+            message = f"refused {self.action_type} on {self.target}: " + "; ".join(m for _, m in problems)
+            refusal = ProvenanceViolation(message, codes)
+            handle.refused = refusal
+            with handle.recording("refusal"):
+                handle.span.set_attribute(c.GUARD_VIOLATIONS, codes)
+                current = config.current()
+                if current is not None:
+                    current.pipeline.counters.add("guard_refusals")
+            raise refusal
+        for _, fact in self._approval_facts(handle.decision, handle.params_sha256):
+            if fact is not None and fact.nonce:
+                FACTS.consume_nonce(fact.nonce)
+
+    def _guard_problems(self, handle: Action) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
+        decision = handle.decision
+        if "policy" in self.require:
+            facts = [fact for _, fact in self._policy_facts(decision)]
+            if not any(f is not None and f.verdict == c.POLICY_ALLOW for f in facts):
+                problems.append((c.RULE_LINK_AUTHZ, "no allowing policy check in this decision"))
+        if "approval" in self.require:
+            problems += self._approval_problems(handle)
+        current = config.current()
+        if current is None:
+            problems.append((CODE_PIPELINE, "provtrace is not configured, so evidence cannot be persisted"))
+        else:
+            health = current.health()
+            if not health.ok:
+                problems.append(
+                    (CODE_PIPELINE, "evidence cannot be persisted: " + "; ".join(health.problems))
+                )
+        return problems
+
+    def _approval_problems(self, handle: Action) -> list[tuple[str, str]]:
+        facts = [f for _, f in self._approval_facts(handle.decision, handle.params_sha256) if f is not None]
+        approved = [f for f in facts if f.verdict == c.APPROVAL_APPROVED]
+        if not approved:
+            return [(c.RULE_LINK_APPROVAL, "no approved approval for this action")]
+        actor = self.actor or (handle.decision.actor if handle.decision else None)
+        now = now_ns()
+        problems: list[tuple[str, str]] = []
+        for fact in approved:
+            if fact.params_sha256 != handle.params_sha256:
+                problems.append((c.RULE_APPROVAL_BINDING, "the approval was given for different parameters"))
+            elif now > fact.expires_at_ns:
+                problems.append((c.RULE_APPROVAL_BINDING, "the approval has expired"))
+            elif FACTS.nonce_used(fact.nonce):
+                problems.append((c.RULE_APPROVAL_BINDING, "the approval was already used by another action"))
+            elif actor and fact.approver == actor:
+                problems.append((c.RULE_SOD, "the approver is the actor of this action"))
+            else:
+                return []
+        return problems
+
+
+def action(action_type: str, target: str, **options: Any) -> ActionSpec:
+    """A change to a system: ``with provtrace.action("firewall.rule.open", target=..., params=req,
+    privileged=True, require=("policy", "approval")) as act: act.record_change(before, after)``."""
+    return ActionSpec(action_type, target, **options)
+
+
+class Verification(StepHandle):
+    step = c.STEP_VERIFICATION
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.result = ""
+
+    def passed(self, detail: str | None = None) -> None:
+        self._decide(c.VERIFICATION_PASS, detail)
+
+    def failed(self, detail: str | None = None) -> None:
+        self._decide(c.VERIFICATION_FAIL, detail)
+
+    def _decide(self, result: str, detail: str | None) -> None:
+        self.result = result
+        with self.recording("result"):
+            self.span.set_attribute(c.VERIFICATION_RESULT, result)
+            self._store_text(c.VERIFICATION_DETAIL, detail)
+
+    def _on_finish(self, error: BaseException | None) -> None:
+        if error is not None and not self.result:
+            self._decide(c.VERIFICATION_FAIL, None)
+
+
+class VerificationSpec(StepSpec[Verification]):
+    handle_type = Verification
+    step = c.STEP_VERIFICATION
+
+    def __init__(
+        self,
+        of: Refs = None,
+        *,
+        method: str | None = None,
+        actor: str | None = None,
+        nhi: str | None = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(actor=actor, nhi=nhi, attributes=attributes)
+        self.of = of
+        self.method = method
+
+    def _verified(self, decision: DecisionState | None) -> list[tuple[Any, str]]:
+        if self.of is not None:
+            refs = refs_to_list(self.of)
+            out = []
+            for ref in refs:
+                fact = fact_of(ref)
+                kind = ref.action_type if isinstance(ref, Action) else (fact.action_type if fact else "")
+                out.append((context_of(ref), kind))
+            return out
+        fact = decision.latest(c.STEP_ACTION) if decision else None
+        return [(fact.context, fact.action_type)] if fact else []
+
+    def span_name(self) -> str:
+        verified = self._verified(current_decision())
+        kind = verified[0][1] if verified and verified[0][1] else "action"
+        return f"verification {kind}"
+
+    def step_attributes(self, decision: DecisionState | None) -> dict[str, Any]:
+        return {c.VERIFICATION_METHOD: self.method} if self.method else {}
+
+    def inferred_links(self, decision: DecisionState | None) -> list[Link]:
+        return [_link(ctx, c.LINK_VERIFIES) for ctx, _ in self._verified(decision)]
+
+    def record_call_result(self, handle: Verification, result: Any) -> None:
+        handle.record_output(result)
+        if not handle.result:
+            handle._decide(c.VERIFICATION_PASS if result else c.VERIFICATION_FAIL, None)
+
+
+def verification(of: Refs = None, **options: Any) -> VerificationSpec:
+    """The check after an action: ``with provtrace.verification(of=act, method="port-probe") as v:``
+    then ``v.passed(detail=...)`` or ``v.failed(detail=...)``."""
+    return VerificationSpec(of, **options)

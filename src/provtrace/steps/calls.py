@@ -1,0 +1,138 @@
+"""``llm_call`` and ``tool_call``: what the model was asked and answered, and the tools it used."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from provtrace import conventions as c
+from provtrace.steps.base import Refs, StepHandle, StepSpec
+from provtrace.steps.scope import DecisionState
+
+
+class LlmCall(StepHandle):
+    step = c.STEP_LLM_CALL
+    input_attribute = c.GEN_AI_INPUT_MESSAGES
+    output_attribute = c.GEN_AI_OUTPUT_MESSAGES
+
+    def set_response(
+        self,
+        *,
+        model: str | None = None,
+        response_id: str | None = None,
+        finish_reasons: Sequence[str] | None = None,
+    ) -> None:
+        with self.recording("response"):
+            if model:
+                self.span.set_attribute(c.GEN_AI_RESPONSE_MODEL, model)
+            if response_id:
+                self.span.set_attribute(c.GEN_AI_RESPONSE_ID, response_id)
+            if finish_reasons:
+                self.span.set_attribute(c.GEN_AI_RESPONSE_FINISH_REASONS, tuple(finish_reasons))
+
+    def _remember(self) -> None:
+        if self.error is None:  # only an answer can propose later steps (triggered_by)
+            super()._remember()
+
+    def set_usage(self, *, input_tokens: int | None = None, output_tokens: int | None = None) -> None:
+        with self.recording("usage"):
+            if input_tokens is not None:
+                self.span.set_attribute(c.GEN_AI_USAGE_INPUT_TOKENS, int(input_tokens))
+            if output_tokens is not None:
+                self.span.set_attribute(c.GEN_AI_USAGE_OUTPUT_TOKENS, int(output_tokens))
+
+
+class LlmCallSpec(StepSpec[LlmCall]):
+    handle_type = LlmCall
+    step = c.STEP_LLM_CALL
+    kind = SpanKind.CLIENT
+
+    def __init__(
+        self,
+        model: str | None = None,
+        provider: str | None = None,
+        *,
+        operation: str = c.GEN_AI_OPERATION_CHAT,
+        actor: str | None = None,
+        nhi: str | None = None,
+        triggered_by: Refs = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(actor=actor, nhi=nhi, triggered_by=triggered_by, attributes=attributes)
+        self.model = model
+        self.provider = provider
+        self.operation = operation
+
+    def span_name(self) -> str:
+        return f"{self.operation} {self.model}" if self.model else self.operation
+
+    def step_attributes(self, decision: DecisionState | None) -> dict[str, Any]:
+        attributes: dict[str, Any] = {c.GEN_AI_OPERATION_NAME: self.operation}
+        if self.provider:
+            attributes[c.GEN_AI_PROVIDER_NAME] = self.provider
+        if self.model:
+            attributes[c.GEN_AI_REQUEST_MODEL] = self.model
+        return attributes
+
+    def inferred_links(self, decision: DecisionState | None) -> list[Any]:
+        # A model call is itself the proposer; it is only linked when the caller says so.
+        return self._triggered_by_links(None)
+
+
+def llm_call(model: Any = None, provider: str | None = None, **options: Any) -> Any:
+    """A model call: ``with provtrace.llm_call(model="gpt-4o", provider="openai") as llm:``."""
+    if callable(model) and provider is None:
+        return LlmCallSpec(**options)(model)
+    return LlmCallSpec(model, provider, **options)
+
+
+class ToolCall(StepHandle):
+    step = c.STEP_TOOL_CALL
+    input_attribute = c.GEN_AI_TOOL_CALL_ARGUMENTS
+    output_attribute = c.GEN_AI_TOOL_CALL_RESULT
+
+    def mark_tool_error(self, error_type: str = "tool_error") -> None:
+        """The tool answered with an error result (not an exception)."""
+        with self.recording("tool error"):
+            self.span.set_attribute(c.ERROR_TYPE, error_type)
+            self.span.set_status(Status(StatusCode.ERROR, error_type))
+
+
+class ToolCallSpec(StepSpec[ToolCall]):
+    handle_type = ToolCall
+    step = c.STEP_TOOL_CALL
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        call_id: str | None = None,
+        actor: str | None = None,
+        nhi: str | None = None,
+        triggered_by: Refs = None,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(actor=actor, nhi=nhi, triggered_by=triggered_by, attributes=attributes)
+        self.name = name
+        self.call_id = call_id
+
+    def span_name(self) -> str:
+        return f"{c.GEN_AI_OPERATION_EXECUTE_TOOL} {self.name}"
+
+    def step_attributes(self, decision: DecisionState | None) -> dict[str, Any]:
+        attributes: dict[str, Any] = {
+            c.GEN_AI_OPERATION_NAME: c.GEN_AI_OPERATION_EXECUTE_TOOL,
+            c.GEN_AI_TOOL_NAME: self.name,
+        }
+        if self.call_id:
+            attributes[c.GEN_AI_TOOL_CALL_ID] = self.call_id
+        return attributes
+
+
+def tool_call(name: Any, **options: Any) -> Any:
+    """A tool call: ``@provtrace.tool_call("lookup_ip")`` or ``with provtrace.tool_call(...)``."""
+    if callable(name):
+        return ToolCallSpec(name.__name__, **options)(name)
+    return ToolCallSpec(name, **options)

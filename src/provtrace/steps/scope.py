@@ -1,0 +1,115 @@
+"""The decision scope: what a decision has gathered so far, for link inference and the guard.
+
+Held in a context variable, so it follows the code into threads started with a copied context
+and into asyncio tasks; child tasks add to the same decision.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextvars
+import dataclasses
+import threading
+
+from opentelemetry.trace import SpanContext
+
+
+@dataclasses.dataclass(frozen=True)
+class StepFact:
+    """What the guard and link inference need to know about a finished or running step."""
+
+    step: str
+    context: SpanContext
+    verdict: str = ""  # allow/deny, approved/rejected, pass/fail
+    params_sha256: str = ""
+    expires_at_ns: int = 0
+    nonce: str = ""
+    approver: str = ""
+    action_type: str = ""
+
+
+class DecisionState:
+    """The steps recorded so far inside one decision."""
+
+    def __init__(
+        self, decision_id: str, name: str, actor: str | None, nhi: str | None, context: SpanContext
+    ) -> None:
+        self.decision_id = decision_id
+        self.name = name
+        self.actor = actor
+        self.nhi = nhi
+        self.context = context
+        self._lock = threading.Lock()
+        self._facts: dict[str, list[StepFact]] = collections.defaultdict(list)
+
+    def add(self, fact: StepFact) -> None:
+        with self._lock:
+            self._facts[fact.step].append(fact)
+
+    def latest(self, step: str, verdict: str | None = None) -> StepFact | None:
+        with self._lock:
+            for fact in reversed(self._facts.get(step, ())):
+                if verdict is None or fact.verdict == verdict:
+                    return fact
+        return None
+
+    def all(self, step: str) -> list[StepFact]:
+        with self._lock:
+            return list(self._facts.get(step, ()))
+
+
+_current: contextvars.ContextVar[DecisionState | None] = contextvars.ContextVar(
+    "provtrace_decision", default=None
+)
+
+
+def current_decision() -> DecisionState | None:
+    return _current.get()
+
+
+def enter_decision(state: DecisionState) -> contextvars.Token[DecisionState | None]:
+    return _current.set(state)
+
+
+def exit_decision(token: contextvars.Token[DecisionState | None]) -> None:
+    try:
+        _current.reset(token)
+    except ValueError:  # exited in another context (e.g. a generator finished elsewhere)
+        _current.set(None)
+
+
+class FactRegistry:
+    """Facts of recent steps by span id, so an explicit link to a handle from another decision
+    can still be checked by the guard. Bounded; the oldest are forgotten first."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._facts: collections.OrderedDict[int, StepFact] = collections.OrderedDict()
+        self._used_nonces: set[str] = set()
+
+    def put(self, fact: StepFact) -> None:
+        with self._lock:
+            self._facts[fact.context.span_id] = fact
+            self._facts.move_to_end(fact.context.span_id)
+            while len(self._facts) > self._capacity:
+                self._facts.popitem(last=False)
+
+    def get(self, context: SpanContext) -> StepFact | None:
+        with self._lock:
+            return self._facts.get(context.span_id)
+
+    def consume_nonce(self, nonce: str) -> bool:
+        """Mark an approval nonce used; False if it already was (approvals are single-use)."""
+        with self._lock:
+            if nonce in self._used_nonces:
+                return False
+            self._used_nonces.add(nonce)
+            return True
+
+    def nonce_used(self, nonce: str) -> bool:
+        with self._lock:
+            return nonce in self._used_nonces
+
+
+FACTS = FactRegistry()

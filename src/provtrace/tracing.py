@@ -1,0 +1,68 @@
+"""The tracer provider settings that audit needs and OTel's defaults do not give.
+
+The default ``ParentBased(ALWAYS_ON)`` sampler drops every span under a remote parent whose
+``traceparent`` says "not sampled", a flag any caller controls (an MCP peer puts it in
+``_meta``). Audit spans are recorded whatever it says; the flag is kept as a claim. Span limits
+are raised so that no attribute, event or link of a provenance span is dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import SpanLimits
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind, TraceState, get_current_span
+from opentelemetry.util.types import Attributes
+
+from provtrace import conventions as c
+
+AUDIT_LIMIT = 100_000
+
+
+class AuditSampler(Sampler):
+    """Records and samples every span; notes when a remote parent asked for the opposite."""
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        parent = get_current_span(parent_context).get_span_context()
+        recorded = dict(attributes or {})  # the SDK keeps only what the sampler returns
+        if parent.is_valid and parent.is_remote and not parent.trace_flags.sampled:
+            recorded[c.UPSTREAM_SAMPLED] = False
+        return SamplingResult(
+            Decision.RECORD_AND_SAMPLE,
+            attributes=recorded,
+            trace_state=parent.trace_state if parent.is_valid else None,
+        )
+
+    def get_description(self) -> str:
+        return "provtrace.AuditSampler"
+
+
+def audit_span_limits() -> SpanLimits:
+    return SpanLimits(
+        max_attributes=AUDIT_LIMIT,
+        max_events=AUDIT_LIMIT,
+        max_links=AUDIT_LIMIT,
+        max_event_attributes=AUDIT_LIMIT,
+        max_link_attributes=AUDIT_LIMIT,
+        max_span_attributes=AUDIT_LIMIT,
+        max_attribute_length=None,
+        max_span_attribute_length=None,
+    )
+
+
+def now_ns() -> int:
+    """Wall-clock time in whole microseconds (see ``records.to_micros``)."""
+    ns = time.time_ns()
+    return ns - ns % 1000

@@ -1,0 +1,339 @@
+"""Recompute every digest, seal, signature and chain link, and name exactly what is wrong.
+
+Per trace: each span must be covered by a seal whose digest and signature hold, and must hash to
+the digest that seal recorded; spans the seals name must all be present. Per stream (the archive):
+sequence numbers must run from 0 without gaps, each seal must carry the digest of the one before,
+and a stream that did not close must have sealed within its heartbeat interval, or its tail may
+have been cut.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from provtrace import conventions as c
+from provtrace.integrity import SealBody, covered, span_digest, verify_signature
+from provtrace.model import SpanRecord
+
+ERROR = "error"
+WARNING = "warning"
+INFO = "info"
+
+# Finding kinds (stable names, used in --format json).
+ALTERED_SPAN = "altered_span"
+MISSING_SPAN = "missing_span"
+ADDED_SPAN = "added_span"
+ALTERED_SEAL = "altered_seal"
+BAD_SIGNATURE = "bad_signature"
+UNKNOWN_KEY = "unknown_key"
+UNSIGNED = "unsigned_seal"
+BROKEN_CHAIN = "broken_chain"
+SEQUENCE_GAP = "sequence_gap"
+STREAM_START_MISSING = "stream_start_missing"
+HEARTBEAT_GAP = "heartbeat_gap"
+TRUNCATED_TAIL = "truncated_tail"
+REORDERED = "reordered"
+CONFLICTING_COPY = "conflicting_copy"
+UNSEALED = "unsealed_trace"
+WITHHELD = "withheld_spans"
+INCOMPLETE = "incomplete_evidence"
+STREAM_LIVE = "stream_live"
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    kind: str
+    severity: str
+    message: str
+    trace_id: str = ""
+    span_id: str = ""
+    stream: str = ""
+    seq: int | None = None
+
+
+@dataclasses.dataclass
+class Report:
+    findings: list[Finding] = dataclasses.field(default_factory=list)
+    unsigned: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    spans_checked: int = 0
+    seals_checked: int = 0
+    streams_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity == ERROR for f in self.findings)
+
+    def add(self, kind: str, severity: str, message: str, **where: object) -> None:
+        self.findings.append(Finding(kind, severity, message, **where))  # type: ignore[arg-type]
+
+    def finish(self) -> Report:
+        """Summarise unsigned seals per stream (one line, not one per seal)."""
+        for stream, seqs in sorted(self.unsigned.items()):
+            self.add(
+                UNSIGNED,
+                WARNING,
+                f"{len(seqs)} seal(s) are unsigned: only the hash chain protects them "
+                "(configure a signing key, then verify with --public-key)",
+                stream=stream,
+            )
+        self.unsigned.clear()
+        return self
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "spans_checked": self.spans_checked,
+            "seals_checked": self.seals_checked,
+            "streams_checked": self.streams_checked,
+            "findings": [dataclasses.asdict(f) for f in self.findings],
+        }
+
+
+DigestCandidates = Callable[[SpanRecord], set[str]]
+
+
+def default_candidates(record: SpanRecord) -> set[str]:
+    return {span_digest(record)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Keys:
+    """Public keys the investigator trusts, by key id; ``given`` says whether any were supplied."""
+
+    by_id: Mapping[str, Ed25519PublicKey]
+    given: bool
+
+
+def check_seal(seal: SpanRecord, keys: Keys, report: Report) -> bool:
+    """Digest and signature of one seal. Returns whether its body is intact (so the span digests
+    it lists can be compared); signature problems are reported but do not hide those."""
+    body = SealBody.from_record(seal)
+    where = {
+        "trace_id": seal.trace_id,
+        "span_id": seal.span_id,
+        "stream": body.stream,
+        "seq": body.seq,
+    }
+    report.seals_checked += 1
+    if body.digest() != seal.attr_str(c.SEAL_DIGEST):
+        report.add(
+            ALTERED_SEAL,
+            ERROR,
+            f"seal #{body.seq} of {body.stream} does not match its digest",
+            **where,
+        )
+        return False
+    signature = seal.attr_str(c.SEAL_SIGNATURE) or ""
+    if not signature:
+        if keys.given:
+            report.add(UNSIGNED, ERROR, f"seal #{body.seq} of {body.stream} is unsigned", **where)
+        else:
+            report.unsigned.setdefault(body.stream, []).append(body.seq)
+        return True
+    if not keys.given:
+        return True
+    key = keys.by_id.get(body.key_id)
+    if key is None:
+        report.add(UNKNOWN_KEY, ERROR, f"seal #{body.seq} is signed by unknown key {body.key_id}", **where)
+    elif not verify_signature(body, signature, key):
+        report.add(
+            BAD_SIGNATURE,
+            ERROR,
+            f"seal #{body.seq} of {body.stream}: signature does not verify",
+            **where,
+        )
+    return True
+
+
+def verify_trace(
+    trace_id: str,
+    records: Sequence[SpanRecord],
+    keys: Keys,
+    *,
+    candidates: DigestCandidates = default_candidates,
+    report: Report | None = None,
+) -> Report:
+    report = report if report is not None else Report()
+    seals = [r for r in records if r.is_seal]
+    spans = {r.span_id: r for r in records if not r.is_seal}
+    if not seals:
+        report.add(UNSEALED, ERROR, f"no seal covers trace {trace_id}", trace_id=trace_id)
+        return report
+    sealed: dict[str, str] = {}
+    withheld: dict[str, str] = {}
+    for seal in seals:
+        if not check_seal(seal, keys, report):
+            continue
+        sealed.update(covered(seal.attr_strings(c.SEAL_SPANS)))
+        withheld.update(covered(seal.attr_strings(c.SEAL_WITHHELD)))
+        if seal.attr_str(c.SEAL_COMPLETENESS) == c.COMPLETENESS_INCOMPLETE:
+            report.add(
+                INCOMPLETE,
+                INFO,
+                "sealed as incomplete: " + ", ".join(seal.attr_strings(c.SEAL_VIOLATIONS)),
+                trace_id=trace_id,
+                span_id=seal.span_id,
+            )
+    for span_id, record in spans.items():
+        report.spans_checked += 1
+        expected = sealed.get(span_id) or withheld.get(span_id)
+        if expected is None:
+            report.add(
+                ADDED_SPAN,
+                ERROR,
+                f"span {span_id} ({record.name}) is not covered by any seal",
+                trace_id=trace_id,
+                span_id=span_id,
+            )
+        elif expected not in candidates(record):
+            report.add(
+                ALTERED_SPAN,
+                ERROR,
+                f"span {span_id} ({record.name}) differs from what was sealed",
+                trace_id=trace_id,
+                span_id=span_id,
+            )
+    for span_id in sealed.keys() - spans.keys():
+        report.add(
+            MISSING_SPAN,
+            ERROR,
+            f"span {span_id} was sealed but is missing",
+            trace_id=trace_id,
+            span_id=span_id,
+        )
+    held_back = withheld.keys() - spans.keys()
+    if held_back:
+        report.add(
+            WITHHELD,
+            INFO,
+            f"{len(held_back)} span(s) were quarantined at the source and have not been released",
+            trace_id=trace_id,
+        )
+    return report
+
+
+def verify_stream(
+    records: Iterable[SpanRecord],
+    keys: Keys,
+    *,
+    now_ns: int,
+    order: Sequence[str] = (),
+    candidates: DigestCandidates = default_candidates,
+) -> Report:
+    """Everything: each stream's chain, then every trace. ``order`` lists seal span ids in the order
+    they were stored (archive line order), to detect reordering."""
+    report = Report()
+    by_trace: dict[str, list[SpanRecord]] = collections.defaultdict(list)
+    streams: dict[str, list[SpanRecord]] = collections.defaultdict(list)
+    for record in records:
+        by_trace[record.trace_id].append(record)
+        if record.is_seal:
+            streams[record.attr_str(c.SEAL_STREAM) or ""].append(record)
+    for stream, seals in sorted(streams.items()):
+        _check_chain(stream, seals, report, now_ns=now_ns, order=order)
+    for trace_id, spans in by_trace.items():
+        if all(
+            r.is_seal and not r.attr_strings(c.SEAL_SPANS) and not r.attr_strings(c.SEAL_WITHHELD)
+            for r in spans
+        ):
+            for seal in spans:  # heartbeat and closing seals carry no spans; check them alone
+                check_seal(seal, keys, report)
+            continue
+        verify_trace(trace_id, spans, keys, candidates=candidates, report=report)
+    report.streams_checked = len(streams)
+    return report
+
+
+def _check_chain(
+    stream: str, seals: list[SpanRecord], report: Report, *, now_ns: int, order: Sequence[str]
+) -> None:
+    bodies = sorted(((SealBody.from_record(s), s) for s in seals), key=lambda pair: pair[0].seq)
+    by_seq: dict[int, tuple[SealBody, SpanRecord]] = {}
+    for body, seal in bodies:
+        if body.seq in by_seq and by_seq[body.seq][0].digest() != body.digest():
+            report.add(
+                CONFLICTING_COPY,
+                ERROR,
+                f"two different seals claim #{body.seq}",
+                stream=stream,
+                seq=body.seq,
+            )
+        by_seq.setdefault(body.seq, (body, seal))
+    sequence = sorted(by_seq)
+    if sequence and sequence[0] != 0:
+        report.add(
+            STREAM_START_MISSING,
+            ERROR,
+            f"stream starts at seal #{sequence[0]}: seals #0-#{sequence[0] - 1} are missing",
+            stream=stream,
+            seq=sequence[0],
+        )
+    for earlier, later in itertools.pairwise(sequence):
+        before, after = by_seq[earlier][0], by_seq[later][0]
+        if later != earlier + 1:
+            report.add(
+                SEQUENCE_GAP,
+                ERROR,
+                f"seals #{earlier + 1}-#{later - 1} are missing (deleted segments)",
+                stream=stream,
+                seq=earlier + 1,
+            )
+        elif after.prev != before.digest():
+            report.add(
+                BROKEN_CHAIN,
+                ERROR,
+                f"seal #{later} does not chain to seal #{earlier}",
+                stream=stream,
+                seq=later,
+            )
+        interval = before.heartbeat_interval_s
+        gap_s = (after.time_unix_nano - before.time_unix_nano) / 1e9
+        if interval and gap_s > 2 * interval:
+            report.add(
+                HEARTBEAT_GAP,
+                WARNING,
+                f"{gap_s:.0f}s without a seal between #{earlier} and #{later} (heartbeat {interval:g}s)",
+                stream=stream,
+                seq=later,
+            )
+    if sequence:
+        last = by_seq[sequence[-1]][0]
+        if last.reason != c.SEAL_REASON_SHUTDOWN:
+            age_s = (now_ns - last.time_unix_nano) / 1e9
+            if last.heartbeat_interval_s and age_s > 2 * last.heartbeat_interval_s:
+                report.add(
+                    TRUNCATED_TAIL,
+                    ERROR,
+                    f"stream ends at seal #{last.seq}, {age_s:.0f}s ago, without a closing seal and "
+                    f"with no heartbeat since (every {last.heartbeat_interval_s:g}s): its tail was cut "
+                    "or the emitter stopped without shutting down",
+                    stream=stream,
+                    seq=last.seq,
+                )
+            else:
+                report.add(
+                    STREAM_LIVE,
+                    INFO,
+                    f"stream is live (last seal #{last.seq})",
+                    stream=stream,
+                    seq=last.seq,
+                )
+    positions = {span_id: i for i, span_id in enumerate(order)}
+    stored = sorted(
+        (positions[seal.span_id], body.seq) for body, seal in by_seq.values() if seal.span_id in positions
+    )
+    for (_, seq_a), (_, seq_b) in itertools.pairwise(stored):
+        if seq_b < seq_a:
+            report.add(
+                REORDERED,
+                ERROR,
+                f"seal #{seq_b} is stored after seal #{seq_a}",
+                stream=stream,
+                seq=seq_b,
+            )
+            break

@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PACKAGES := -e ".[dev,docs]"
 PYTEST_ARGS ?=
+CODE := src tests examples scripts bench $(wildcard instrumentation/*/src instrumentation/*/tests)
 
 .PHONY: install lint typecheck docs stack-build stack-up stack-down stack-status unit test demo bench clean
 
@@ -20,8 +21,8 @@ $(INSTALLED): pyproject.toml $(wildcard instrumentation/*/pyproject.toml)
 install: $(INSTALLED)
 
 lint: install
-	$(VENV)/bin/ruff check src tests examples scripts bench instrumentation
-	$(VENV)/bin/ruff format --check src tests examples scripts bench instrumentation
+	$(VENV)/bin/ruff check $(CODE)
+	$(VENV)/bin/ruff format --check $(CODE)
 
 typecheck: install
 	$(VENV)/bin/mypy src

@@ -330,7 +330,7 @@ class Sealer:
             parent_span_id=parent_span_id,
             name=c.SEAL_SPAN_NAME,
             start_ns=now_ns,
-            end_ns=now_ns,
+            end_ns=now_ns + 1000,  # Jaeger rewrites zero-length spans
             attributes=attributes,
             resource=self._resource,
             scope_name=c.INSTRUMENTATION_NAME,

@@ -29,7 +29,7 @@ from provtrace.integrity import Sealer, random_span_id, random_trace_id
 from provtrace.model import AttrValue, SpanRecord
 from provtrace.otlpjson import dumps_line
 from provtrace.processor import ProcessorLimits, ProvenanceProcessor, RawSegment
-from provtrace.records import Segment, TraceMemory, convert
+from provtrace.records import Segment, TraceMemory, convert, end_after
 from provtrace.rules import Rule, SegmentContext, Violation, evaluate
 from provtrace.spool import Spool, SpoolError
 from provtrace.tracing import now_ns
@@ -378,7 +378,7 @@ class Pipeline:
             span_id=random_span_id(),
             name=c.VIOLATION_SPAN_NAME,
             start_ns=now,
-            end_ns=now,
+            end_ns=end_after(now, now),
             status_code=2,
             status_message="incomplete provenance: " + ", ".join(sorted({v.code for v in violations})),
             attributes=attributes,

@@ -34,6 +34,15 @@ def to_micros(ns: int) -> int:
     return ns - ns % 1000
 
 
+MIN_DURATION_NS = 1000
+
+
+def end_after(start_ns: int, end_ns: int) -> int:
+    """Exported spans last at least a microsecond: Jaeger rewrites the end of a zero-length span
+    when it stores it (and notes a warning), which would break its digest."""
+    return max(end_ns, start_ns + MIN_DURATION_NS)
+
+
 @dataclasses.dataclass(frozen=True)
 class Segment:
     """Records of one trace flushed together, with why, what was still open, where secrets were
@@ -106,8 +115,8 @@ def to_record(
         parent_is_remote=bool(parent is not None and parent.is_remote),
         name=scrub.text(span.name, "name"),
         kind=_KIND.get(span.kind, 1),
-        start_ns=to_micros(span.start_time or 0),
-        end_ns=to_micros(span.end_time or 0),
+        start_ns=(start := to_micros(span.start_time or 0)),
+        end_ns=end_after(start, to_micros(span.end_time or 0)),
         status_code=_STATUS.get(span.status.status_code, 0),
         status_message=scrub.text(status_message, "status.message") if status_message else "",
         attributes=scrub.attributes(span.attributes, ""),

@@ -17,6 +17,7 @@ from provtrace.export.quarantine import Quarantine
 from provtrace.integrity import random_span_id
 from provtrace.model import SpanRecord
 from provtrace.pipeline import Pipeline
+from provtrace.records import end_after
 from provtrace.tracing import now_ns
 
 
@@ -53,7 +54,7 @@ def release_entry(
         span_id=random_span_id(),
         name=c.RELEASE_SPAN_NAME,
         start_ns=now,
-        end_ns=now,
+        end_ns=end_after(now, now),
         attributes={
             c.RELEASE_BY: by,
             c.RELEASE_REASON: REDACTOR.text(reason),

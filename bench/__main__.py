@@ -1,5 +1,10 @@
-"""``python -m bench``: run every benchmark."""
+"""``python -m bench [overhead|throughput|integrity]``: run benchmarks (all by default)."""
 
-from bench import overhead
+import sys
 
-overhead.main()
+from bench import integrity, overhead, throughput
+
+BENCHMARKS = {"overhead": overhead.main, "throughput": throughput.main, "integrity": integrity.main}
+
+for name in sys.argv[1:] or list(BENCHMARKS):
+    BENCHMARKS[name]()

@@ -16,10 +16,11 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 
-from provtrace import __about__
+from provtrace import __about__, metrics
 from provtrace import conventions as c
 from provtrace.content import DEFAULT_MAX_CONTENT_BYTES, CapturePolicy
 from provtrace.errors import ConfigurationError, KeyFileError
@@ -333,6 +334,7 @@ def configure(
     violation_handler: ViolationHandler | None = None,
     headers: Mapping[str, str] | None = None,
     tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
     spool_fsync: bool = True,
 ) -> Provtrace:
     """Start recording provenance; see DESIGN.md and docs/configuration.md for every setting.
@@ -372,6 +374,7 @@ def configure(
         raise ConfigurationError(f"spool_dir: {exc.strerror} (set spool_dir or PROVTRACE_SPOOL_DIR)") from exc
     provider = _provider(settings.service_name, tracer_provider)
     handle = Provtrace(pipeline, capture, provider)
+    metrics.register(meter_provider)
     with _lock:
         _current = handle
     return handle

@@ -40,7 +40,13 @@ def to_jsonable(value: object) -> JsonValue:
     express them), bytes become ``{"$bytes": base64}``, sets are sorted, cycles and excessive
     depth are replaced by markers, and unknown objects by their ``repr``.
     """
-    return _jsonable(value, set(), 0)
+    return _Converter().convert(value, 0)
+
+
+def jsonable_and_plain(value: object) -> tuple[JsonValue, bool]:
+    """``to_jsonable(value)`` and whether the result is plain (see ``canonical_json``)."""
+    converter = _Converter()
+    return converter.convert(value, 0), converter.plain
 
 
 def valid_text(text: str) -> str:
@@ -54,51 +60,69 @@ def valid_text(text: str) -> str:
     return text
 
 
-def _jsonable(value: object, active: set[int], depth: int) -> JsonValue:
-    if isinstance(value, str):
-        return valid_text(value)
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT else str(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, enum.Enum):
-        return _jsonable(value.value, active, depth)
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-        return value.isoformat()
-    if depth >= _MAX_DEPTH:
-        return "<max depth>"
-    marker = id(value)
-    if marker in active:
-        return "<cycle>"
-    active.add(marker)
-    try:
-        return _jsonable_container(value, active, depth + 1)
-    finally:
-        active.discard(marker)
+class _Converter:
+    """One conversion: tracks the containers being visited (cycles) and whether the result holds
+    floats or non-ASCII keys (which rule out the fast canonical encoding)."""
 
+    __slots__ = ("active", "plain")
 
-def _jsonable_container(value: object, active: set[int], depth: int) -> JsonValue:
-    if isinstance(value, Mapping):
-        return {_key(k): _jsonable(v, active, depth) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v, active, depth) for v in value]
-    if isinstance(value, (set, frozenset)):
-        items = [_jsonable(v, active, depth) for v in value]
-        return sorted(items, key=canonical_json)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
-        return _jsonable(fields, active, depth)
-    dump = getattr(value, "model_dump", None)  # pydantic v2 models (MCP and LLM SDK types)
-    if callable(dump):
+    def __init__(self) -> None:
+        self.active: set[int] = set()
+        self.plain = True
+
+    def convert(self, value: object, depth: int) -> JsonValue:
+        if isinstance(value, str):
+            return valid_text(value)
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, int):
+            return value if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT else str(value)
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return repr(value)
+            self.plain = False
+            return value
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+        if isinstance(value, enum.Enum):
+            return self.convert(value.value, depth)
+        if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+            return value.isoformat()
+        if depth >= _MAX_DEPTH:
+            return "<max depth>"
+        marker = id(value)
+        if marker in self.active:
+            return "<cycle>"
+        self.active.add(marker)
         try:
-            return _jsonable(dump(mode="json", by_alias=True, exclude_none=True), active, depth)
-        except Exception:  # noqa: BLE001, S110 - a broken model still gets recorded by repr
-            pass
-    return _safe_repr(value)
+            return self._container(value, depth + 1)
+        finally:
+            self.active.discard(marker)
+
+    def _container(self, value: object, depth: int) -> JsonValue:
+        if isinstance(value, Mapping):
+            out = {}
+            for k, v in value.items():
+                key = _key(k)
+                if not key.isascii():
+                    self.plain = False
+                out[key] = self.convert(v, depth)
+            return out
+        if isinstance(value, (list, tuple)):
+            return [self.convert(v, depth) for v in value]
+        if isinstance(value, (set, frozenset)):
+            items = [self.convert(v, depth) for v in value]
+            return sorted(items, key=canonical_json)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+            return self.convert(fields, depth)
+        dump = getattr(value, "model_dump", None)  # pydantic v2 models (MCP and LLM SDK types)
+        if callable(dump):
+            try:
+                return self.convert(dump(mode="json", by_alias=True, exclude_none=True), depth)
+            except Exception:  # noqa: BLE001, S110 - a broken model still gets recorded by repr
+                pass
+        return _safe_repr(value)
 
 
 def _key(key: object) -> str:
@@ -114,14 +138,15 @@ def _safe_repr(value: object) -> str:
         return f"<unrepresentable {type(value).__qualname__}>"
 
 
-def canonical_json(value: JsonValue) -> bytes:
+def canonical_json(value: JsonValue, *, plain: bool | None = None) -> bytes:
     """RFC 8785 canonical bytes of an already JSON-compatible value.
 
     Without floats and with ASCII keys, RFC 8785 output is exactly what the C-accelerated
     ``json.dumps`` writes with sorted keys and no whitespace (same escapes, same integer form, and
     code-point order equals UTF-16 order for ASCII keys); that common case takes the fast path.
+    Callers that built the value and know it is plain say so with ``plain``, sparing the check.
     """
-    if _plain(value, 0):
+    if plain if plain is not None else _plain(value, 0):
         return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
     return bytes(rfc8785.dumps(value))
 
@@ -141,13 +166,26 @@ def _plain(value: JsonValue, depth: int) -> bool:
     return False
 
 
-def jsonable_digest(jsonable: JsonValue) -> str:
-    return hashlib.sha256(canonical_json(jsonable)).hexdigest()
+def jsonable_digest(jsonable: JsonValue, *, plain: bool | None = None) -> str:
+    return hashlib.sha256(canonical_json(jsonable, plain=plain)).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class Captured:
+    """Content as recorded: its JSON form (for storing) and the digest of the original."""
+
+    jsonable: JsonValue
+    digest: str
+
+
+def capture(value: object) -> Captured:
+    jsonable, plain = jsonable_and_plain(value)
+    return Captured(jsonable, jsonable_digest(jsonable, plain=plain))
 
 
 def digest(value: object) -> str:
     """Lowercase hex SHA-256 of the RFC 8785 canonical JSON of ``value`` (the original content)."""
-    return jsonable_digest(to_jsonable(value))
+    return capture(value).digest
 
 
 class StreamingDigest:
@@ -401,3 +439,78 @@ def truncate_utf8(text: str, max_bytes: int) -> tuple[str, bool]:
     suffix = f"…[truncated {len(encoded)} bytes]"
     budget = max(0, max_bytes - len(suffix.encode("utf-8")))
     return encoded[:budget].decode("utf-8", errors="ignore") + suffix, True
+
+
+# --- taint across processes ------------------------------------------------------------------
+# A value that is a secret in one process (fetched there) travels to a peer inside a tool's
+# arguments or result. The sender names where it is, the receiver taints those substrings too,
+# so neither side records it: ``[pointer, start, end]`` with an RFC 6901 JSON Pointer to a string
+# leaf and code-point offsets of the secret in it.
+
+MAX_TAINTED_SPANS: Final = 256
+MIN_PEER_SECRET_LENGTH: Final = 8
+
+TaintedSpan = tuple[str, int, int]
+
+
+def tainted_spans(jsonable: JsonValue) -> list[TaintedSpan]:
+    """Where secrets fetched in this process occur in ``jsonable``'s string leaves."""
+    pattern = SECRETS.pattern
+    found: list[TaintedSpan] = []
+    if pattern is None:
+        return found
+    for pointer, leaf in _string_leaves_at(jsonable, ""):
+        for match in pattern.finditer(leaf):
+            found.append((pointer, match.start(), match.end()))
+            if len(found) >= MAX_TAINTED_SPANS:
+                return found
+    return found
+
+
+def taint_spans(jsonable: JsonValue, spans: object) -> int:
+    """Taint what a peer said are secrets in ``jsonable``; returns how many values were tainted.
+
+    A peer's word can only add redaction. Substrings shorter than ``MIN_PEER_SECRET_LENGTH`` are
+    ignored, so that a peer cannot scrub common words from this process's records, and at most
+    ``MAX_TAINTED_SPANS`` entries are read.
+    """
+    if not isinstance(spans, (list, tuple)):
+        return 0
+    tainted = 0
+    for entry in spans[:MAX_TAINTED_SPANS]:
+        if not (isinstance(entry, (list, tuple)) and len(entry) == 3):
+            continue
+        pointer, start, end = entry
+        leaf = _at_pointer(jsonable, pointer) if isinstance(pointer, str) else None
+        if not (isinstance(leaf, str) and isinstance(start, int) and isinstance(end, int)):
+            continue
+        secret = leaf[max(start, 0) : end]
+        if len(secret) >= MIN_PEER_SECRET_LENGTH:
+            SECRETS.add(secret)
+            tainted += 1
+    return tainted
+
+
+def _string_leaves_at(value: JsonValue, pointer: str) -> Iterable[tuple[str, str]]:
+    if isinstance(value, str):
+        yield pointer, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _string_leaves_at(item, f"{pointer}/{key.replace('~', '~0').replace('/', '~1')}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _string_leaves_at(item, f"{pointer}/{index}")
+
+
+def _at_pointer(value: JsonValue, pointer: str) -> JsonValue:
+    if pointer and not pointer.startswith("/"):
+        return None
+    for token in pointer.split("/")[1:]:
+        key = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(value, dict):
+            value = value.get(key)
+        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        else:
+            return None
+    return value

@@ -139,8 +139,22 @@ MCP_RESOURCE_URI: Final = "mcp.resource.uri"
 MCP_SESSION_ID: Final = "mcp.session.id"
 JSONRPC_REQUEST_ID: Final = "jsonrpc.request.id"
 NETWORK_TRANSPORT: Final = "network.transport"
+NETWORK_PROTOCOL_NAME: Final = "network.protocol.name"
 ERROR_TYPE: Final = "error.type"
 SERVICE_NAME: Final = "service.name"
+GEN_AI_PROMPT_NAME: Final = "gen_ai.prompt.name"
+RPC_RESPONSE_STATUS_CODE: Final = "rpc.response.status_code"
+ERROR_TYPE_TOOL_ERROR: Final = "tool_error"  # error.type of a tool result flagged isError (MCP)
+
+# --- claims: what a peer says about itself or its caller, recorded but never trusted ----------
+# (MCP clientInfo/serverInfo and provtrace's own _meta keys are self-reported by the peer.)
+CLAIM_PARENT: Final = "provenance.claim.parent"  # the traceparent a remote caller sent
+CLAIM_ACTOR_ID: Final = "provenance.claim.actor.id"
+CLAIM_NHI_ID: Final = "provenance.claim.nhi.id"
+CLAIM_CLIENT_NAME: Final = "provenance.claim.client.name"
+CLAIM_CLIENT_VERSION: Final = "provenance.claim.client.version"
+CLAIM_SERVER_NAME: Final = "provenance.claim.server.name"
+CLAIM_SERVER_VERSION: Final = "provenance.claim.server.version"
 
 # --- seals and violation records -------------------------------------------------------------
 SEAL_SPAN_NAME: Final = "provenance.seal"

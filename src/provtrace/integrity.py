@@ -16,7 +16,7 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,35 +27,78 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from provtrace import conventions as c
 from provtrace.content import canonical_json
 from provtrace.errors import KeyFileError
-from provtrace.model import AttrValue, LinkRecord, SpanRecord
+from provtrace.model import AttrValue, SpanRecord
 
 # --- span view and digest --------------------------------------------------------------------
 
 
-def _typed(value: AttrValue) -> dict[str, Any]:
-    if isinstance(value, tuple):
-        return {"array": [_typed(v) for v in value]}
-    if isinstance(value, bool):
-        return {"bool": value}
-    if isinstance(value, int):
-        return {"int": str(value)}
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return {"double": value}
-        return {"double": "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
-    return {"string": value}
+class _ViewBuilder:
+    """Builds the span view, noting whether it holds floats or non-ASCII attribute keys (which
+    rule out the fast canonical encoding, see ``content.canonical_json``)."""
 
+    __slots__ = ("plain",)
 
-def _typed_attributes(attributes: Iterable[tuple[str, AttrValue]]) -> dict[str, Any]:
-    return {key: _typed(value) for key, value in attributes}
+    def __init__(self) -> None:
+        self.plain = True
 
+    def typed(self, value: AttrValue) -> dict[str, Any]:
+        if isinstance(value, str):
+            return {"string": value}
+        if isinstance(value, bool):
+            return {"bool": value}
+        if isinstance(value, int):
+            return {"int": str(value)}
+        if isinstance(value, float):
+            if math.isfinite(value):
+                self.plain = False
+                return {"double": value}
+            return {"double": "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
+        return {"array": [self.typed(v) for v in value]}
 
-def _link_view(link: LinkRecord) -> dict[str, Any]:
-    return {
-        "trace_id": link.trace_id,
-        "span_id": link.span_id,
-        "attributes": _typed_attributes(link.attributes.items()),
-    }
+    def attributes(self, attributes: Mapping[str, AttrValue]) -> dict[str, Any]:
+        out = {}
+        for key, value in attributes.items():
+            if not key.isascii():
+                self.plain = False
+            out[key] = self.typed(value)
+        return out
+
+    def view(self, record: SpanRecord) -> dict[str, Any]:
+        events = [
+            {
+                "name": event.name,
+                "time_unix_nano": str(event.time_ns),
+                "attributes": self.attributes(event.attributes),
+            }
+            for event in record.events
+        ]
+        links = [
+            {
+                "trace_id": link.trace_id,
+                "span_id": link.span_id,
+                "attributes": self.attributes(link.attributes),
+            }
+            for link in record.links
+        ]
+        return {
+            "trace_id": record.trace_id,
+            "span_id": record.span_id,
+            "parent_span_id": record.parent_span_id,
+            "name": record.name,
+            "kind": record.kind,
+            "start_time_unix_nano": str(record.start_ns),
+            "end_time_unix_nano": str(record.end_ns),
+            "status": {"code": record.status_code, "message": record.status_message},
+            "attributes": self.attributes(record.attributes),
+            "events": self._sorted(events),
+            "links": self._sorted(links),
+            "service_name": record.service_name,
+        }
+
+    def _sorted(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if len(items) < 2:
+            return items
+        return sorted(items, key=lambda item: canonical_json(item, plain=self.plain))
 
 
 def span_view(record: SpanRecord) -> dict[str, Any]:
@@ -64,33 +107,13 @@ def span_view(record: SpanRecord) -> dict[str, Any]:
     Events and links are put in canonical order so that a store that re-sorts them (Jaeger's
     adjusters do) does not change the digest; their content and count still do.
     """
-    events = [
-        {
-            "name": event.name,
-            "time_unix_nano": str(event.time_ns),
-            "attributes": _typed_attributes(event.attributes.items()),
-        }
-        for event in record.events
-    ]
-    links = [_link_view(link) for link in record.links]
-    return {
-        "trace_id": record.trace_id,
-        "span_id": record.span_id,
-        "parent_span_id": record.parent_span_id,
-        "name": record.name,
-        "kind": record.kind,
-        "start_time_unix_nano": str(record.start_ns),
-        "end_time_unix_nano": str(record.end_ns),
-        "status": {"code": record.status_code, "message": record.status_message},
-        "attributes": _typed_attributes(record.attributes.items()),
-        "events": sorted(events, key=canonical_json),
-        "links": sorted(links, key=canonical_json),
-        "service_name": record.service_name,
-    }
+    return _ViewBuilder().view(record)
 
 
 def span_digest(record: SpanRecord) -> str:
-    return hashlib.sha256(canonical_json(span_view(record))).hexdigest()
+    builder = _ViewBuilder()
+    view = builder.view(record)
+    return hashlib.sha256(canonical_json(view, plain=builder.plain)).hexdigest()
 
 
 # --- keys ------------------------------------------------------------------------------------
@@ -187,6 +210,7 @@ class SealBody:
     key_id: str
 
     def canonical(self) -> bytes:
+        """Every field as a string or a list of strings, so the encoding is the plain fast path."""
         return canonical_json(
             {
                 "stream": self.stream,
@@ -200,9 +224,10 @@ class SealBody:
                 "spans": list(self.spans),
                 "withheld": list(self.withheld),
                 "open_spans": list(self.open_spans),
-                "heartbeat_interval_s": self.heartbeat_interval_s,
+                "heartbeat_interval_s": repr(float(self.heartbeat_interval_s)),
                 "key_id": self.key_id,
-            }
+            },
+            plain=True,
         )
 
     def digest(self) -> str:
@@ -306,7 +331,8 @@ class Sealer:
                 heartbeat_interval_s=self.heartbeat_interval_s,
                 key_id=self.key_id,
             )
-            digest = body.digest()
+            canonical = body.canonical()
+            digest = hashlib.sha256(canonical).hexdigest()
             self._seq += 1
             self._prev = digest
         attributes: dict[str, AttrValue] = {
@@ -322,7 +348,7 @@ class Sealer:
             c.SEAL_HEARTBEAT_INTERVAL: body.heartbeat_interval_s,
             c.SEAL_KEY_ID: body.key_id,
             c.SEAL_DIGEST: digest,
-            c.SEAL_SIGNATURE: self._sign(body),
+            c.SEAL_SIGNATURE: self._sign(canonical),
         }
         return SpanRecord(
             trace_id=trace_id,
@@ -336,7 +362,7 @@ class Sealer:
             scope_name=c.INSTRUMENTATION_NAME,
         )
 
-    def _sign(self, body: SealBody) -> str:
+    def _sign(self, canonical: bytes) -> str:
         if self._key is None:
             return ""
-        return base64.b64encode(self._key.sign(body.canonical())).decode("ascii")
+        return base64.b64encode(self._key.sign(canonical)).decode("ascii")

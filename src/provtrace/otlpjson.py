@@ -96,9 +96,9 @@ def _encode_link(link: LinkRecord) -> JsonObject:
 
 def encode_traces(records: Iterable[SpanRecord]) -> JsonObject:
     """One OTLP ``TracesData`` object, spans grouped by resource and scope in first-seen order."""
-    groups: dict[str, tuple[JsonObject, dict[str, tuple[JsonObject, list[JsonObject]]]]] = {}
+    groups: dict[object, tuple[JsonObject, dict[str, tuple[JsonObject, list[JsonObject]]]]] = {}
     for record in records:
-        resource_key = json.dumps(encode_attributes(record.resource), sort_keys=True)
+        resource_key = tuple(sorted(record.resource.items()))
         if resource_key not in groups:
             groups[resource_key] = ({"attributes": encode_attributes(record.resource)}, {})
         scopes = groups[resource_key][1]

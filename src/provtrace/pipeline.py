@@ -493,7 +493,9 @@ class Pipeline:
         with self._progress:
             self._stopped = True
             self._progress.notify_all()
-        self._delivery_thread.join(timeout=5)
+        for sink in self.sinks:
+            sink.close()  # also interrupts an export that is still retrying
+        self._delivery_thread.join(timeout=10)
         lost = self.processor.spans_after_shutdown
         if lost:
             self.counters.add("spans_lost", lost)
@@ -504,8 +506,9 @@ class Pipeline:
                 self.spool.pending_bytes,
                 self.spool.directory,
             )
-        for sink in self.sinks:
-            sink.close()
+        if self._delivery_thread.is_alive():
+            logger.error("provtrace delivery did not stop; its spool stays locked until the process exits")
+            return delivered
         self.spool.close(remove_if_empty=True)
         for orphan in self._orphans:
             orphan.close()

@@ -1,10 +1,12 @@
 """ProvenanceProcessor: assembles ended spans into trace segments, on the agent's thread.
 
-A trace's spans are buffered until its local root ends; that set is one segment, handed on to be
-converted, checked and sealed off the agent's thread. Spans ending later (async stragglers) form a
-follow-up segment of the same trace. Decisions that never end are flushed after a timeout, and at
-the memory bound the oldest segment is flushed early: a span is never dropped here. The work done
-per span on the agent's thread is a dictionary update.
+Spans are buffered per local root (a span with no parent, or a remote one) until that root ends;
+its subtree is one segment, handed on to be converted, checked and sealed off the agent's thread.
+A trace can hold several local roots at once (a server handling calls of a caller in the same
+process), and each is flushed on its own. Spans of a subtree ending after its root (async
+stragglers) form a follow-up segment. Roots that never end are flushed after a timeout, and at the
+memory bound the oldest buffered subtree is flushed early: a span is never dropped here. The work
+done per span on the agent's thread is a few dictionary updates.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ logger = logging.getLogger("provtrace.processor")
 
 @dataclasses.dataclass(frozen=True)
 class RawSegment:
-    """Ended SDK spans of one trace, flushed together, with why and which spans were still open."""
+    """Ended SDK spans of one local-root subtree, flushed together, with why and what was open."""
 
     trace_id: int
     spans: tuple[ReadableSpan, ...]
@@ -35,10 +37,15 @@ class RawSegment:
 
 
 @dataclasses.dataclass
-class _TraceBuffer:
+class _Subtree:
+    """The buffered spans under one local root."""
+
+    trace_id: int
     first_seen: float
-    open: dict[int, bool] = dataclasses.field(default_factory=dict)  # span id -> is local root
+    members: set[int] = dataclasses.field(default_factory=set)
+    open: set[int] = dataclasses.field(default_factory=set)
     spans: list[ReadableSpan] = dataclasses.field(default_factory=list)
+    root_ended: bool = False
     timed_out: bool = False
 
 
@@ -55,12 +62,9 @@ class ProcessorLimits:
             raise ValueError("decision timeout must be positive")
 
 
-def _is_local_root(span: ReadableSpan) -> bool:
-    return span.parent is None or span.parent.is_remote
-
-
 class ProvenanceProcessor(SpanProcessor):
-    """Buffers spans per trace and passes :class:`RawSegment` s to ``emit`` (never under its lock)."""
+    """Buffers spans per local root and passes :class:`RawSegment` s to ``emit`` (never under its
+    lock)."""
 
     def __init__(
         self,
@@ -73,20 +77,32 @@ class ProvenanceProcessor(SpanProcessor):
         self.limits = limits or ProcessorLimits()
         self._clock = clock
         self._lock = threading.Lock()
-        self._traces: collections.OrderedDict[int, _TraceBuffer] = collections.OrderedDict()
+        self._subtrees: collections.OrderedDict[int, _Subtree] = collections.OrderedDict()  # by root span id
+        self._root_of: dict[int, int] = {}  # span id -> root span id, for spans of buffered subtrees
         self._buffered = 0
         self._closed = False
         self.spans_after_shutdown = 0
 
     # --- SpanProcessor ----------------------------------------------------------------------
 
+    def _root(self, span: ReadableSpan, span_id: int) -> int:
+        """The local root a span belongs to (lock held): its own id when its parent is absent,
+        remote, or not a span this processor saw start."""
+        parent = span.parent
+        if parent is None or parent.is_remote:
+            return span_id
+        return self._root_of.get(parent.span_id, span_id)
+
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         ctx = span.get_span_context()
         with self._lock:
-            buffer = self._traces.get(ctx.trace_id)
-            if buffer is None:
-                buffer = self._traces[ctx.trace_id] = _TraceBuffer(first_seen=self._clock())
-            buffer.open[ctx.span_id] = _is_local_root(span)
+            root = self._root(span, ctx.span_id)
+            subtree = self._subtrees.get(root)
+            if subtree is None:
+                subtree = self._subtrees[root] = _Subtree(ctx.trace_id, self._clock())
+            self._root_of[ctx.span_id] = root
+            subtree.members.add(ctx.span_id)
+            subtree.open.add(ctx.span_id)
 
     def on_end(self, span: ReadableSpan) -> None:
         ctx = span.get_span_context()
@@ -102,16 +118,22 @@ class ProvenanceProcessor(SpanProcessor):
                     ctx.trace_id,
                 )
                 return
-            buffer = self._traces.get(ctx.trace_id)
-            if buffer is None:  # started before this processor was attached
-                buffer = self._traces[ctx.trace_id] = _TraceBuffer(first_seen=self._clock())
-            was_root = buffer.open.pop(ctx.span_id, _is_local_root(span))
-            buffer.spans.append(span)
+            root = self._root_of.get(ctx.span_id)
+            if root is None:  # started before this processor was attached
+                root = self._root(span, ctx.span_id)
+                self._root_of[ctx.span_id] = root
+            subtree = self._subtrees.get(root)
+            if subtree is None:
+                subtree = self._subtrees[root] = _Subtree(ctx.trace_id, self._clock())
+            subtree.members.add(ctx.span_id)
+            subtree.open.discard(ctx.span_id)
+            subtree.spans.append(span)
             self._buffered += 1
-            if was_root:
-                segments.append(self._take(ctx.trace_id, c.SEAL_REASON_ROOT_ENDED))
-            elif not buffer.open:
-                segments.append(self._take(ctx.trace_id, c.SEAL_REASON_STRAGGLERS))
+            if ctx.span_id == root:
+                subtree.root_ended = True
+                segments.append(self._take(root, c.SEAL_REASON_ROOT_ENDED))
+            elif subtree.root_ended and not subtree.open:
+                segments.append(self._take(root, c.SEAL_REASON_STRAGGLERS))
             segments.extend(self._enforce_bounds())
         for segment in segments:
             self._emit(segment)
@@ -127,57 +149,63 @@ class ProvenanceProcessor(SpanProcessor):
 
     # --- flushing ---------------------------------------------------------------------------
 
-    def _take(self, trace_id: int, reason: str) -> RawSegment:
-        """Cut the buffered spans of a trace into a segment (caller holds the lock)."""
-        buffer = self._traces[trace_id]
-        spans = tuple(buffer.spans)
-        open_ids = tuple(buffer.open)
-        buffer.spans.clear()
+    def _take(self, root: int, reason: str) -> RawSegment:
+        """Cut the buffered spans of a subtree into a segment (lock held); a subtree whose spans
+        have all ended is forgotten."""
+        subtree = self._subtrees[root]
+        spans = tuple(subtree.spans)
+        subtree.spans.clear()
         self._buffered -= len(spans)
-        if not buffer.open:
-            del self._traces[trace_id]
-        return RawSegment(trace_id, spans, reason, open_ids)
+        if subtree.root_ended and not subtree.open:
+            del self._subtrees[root]
+            for member in subtree.members:
+                self._root_of.pop(member, None)
+        return RawSegment(subtree.trace_id, spans, reason, tuple(subtree.open))
 
     def _enforce_bounds(self) -> list[RawSegment]:
-        """Flush the oldest buffered segments early while a bound is exceeded (lock held)."""
+        """Flush the oldest buffered subtrees early while a bound is exceeded (lock held)."""
         segments: list[RawSegment] = []
-        over_traces = len(self._traces) > self.limits.max_buffered_traces
+        over_traces = len(self._subtrees) > self.limits.max_buffered_traces
         while self._buffered > self.limits.max_buffered_spans or over_traces:
             over_traces = False
-            oldest = next((t for t, b in self._traces.items() if b.spans), None)
+            oldest = next((root for root, s in self._subtrees.items() if s.spans), None)
             if oldest is None:
                 break
             logger.warning(
                 "provtrace buffer bound reached: flushing trace %032x early (segment marked %s)",
-                oldest,
+                self._subtrees[oldest].trace_id,
                 c.SEAL_REASON_MEMORY_BOUND,
             )
             segments.append(self._take(oldest, c.SEAL_REASON_MEMORY_BOUND))
         return segments
 
     def sweep(self) -> list[RawSegment]:
-        """Segments of decisions past the timeout (returned, not emitted)."""
+        """Segments of roots past the timeout (returned, not emitted)."""
         deadline = self._clock() - self.limits.decision_timeout_s
         segments: list[RawSegment] = []
         with self._lock:
-            for trace_id, buffer in list(self._traces.items()):
-                if buffer.first_seen <= deadline and not buffer.timed_out:
-                    buffer.timed_out = True
-                    segments.append(self._take(trace_id, c.SEAL_REASON_TIMEOUT))
+            for root, subtree in list(self._subtrees.items()):
+                overdue = subtree.first_seen <= deadline and not subtree.root_ended
+                if overdue and (subtree.spans or not subtree.timed_out):
+                    subtree.timed_out = True
+                    segments.append(self._take(root, c.SEAL_REASON_TIMEOUT))
         return segments
 
     def flush_ready(self) -> list[RawSegment]:
-        """Segments whose local roots have all ended but which were not flushed yet."""
+        """Buffered spans of subtrees whose root has ended (stragglers still open stay open)."""
         with self._lock:
-            ready = [t for t, b in self._traces.items() if b.spans and not any(b.open.values())]
-            return [self._take(t, c.SEAL_REASON_FLUSH) for t in ready]
+            ready = [root for root, s in self._subtrees.items() if s.spans and s.root_ended]
+            return [self._take(root, c.SEAL_REASON_FLUSH) for root in ready]
 
     def flush_all(self, reason: str, *, close: bool = False) -> list[RawSegment]:
         with self._lock:
-            segments = [self._take(t, reason) for t, b in list(self._traces.items()) if b.spans or b.open]
+            segments = [
+                self._take(root, reason) for root, s in list(self._subtrees.items()) if s.spans or s.open
+            ]
             if close:
                 self._closed = True
-                self._traces.clear()
+                self._subtrees.clear()
+                self._root_of.clear()
             return segments
 
     @property
@@ -186,4 +214,4 @@ class ProvenanceProcessor(SpanProcessor):
 
     @property
     def buffered_traces(self) -> int:
-        return len(self._traces)
+        return len(self._subtrees)

@@ -67,24 +67,38 @@ class Segment:
         return ""
 
 
-class _Scrubber:
-    """Copies span data into records, removing tainted secret values and noting where."""
+class _Copier:
+    """Copies span data as is: the fast path, for spans holding only ASCII text and no secret."""
 
     def __init__(self) -> None:
         self.fields: list[str] = []
+
+    def text(self, value: str, field: str) -> str:
+        return value
+
+    def attributes(self, attributes: Mapping[str, object] | None, where: str) -> dict[str, AttrValue]:
+        return freeze_attributes(attributes)
+
+
+class _Scrubber(_Copier):
+    """Copies span data, making text valid UTF-8 and replacing tainted secret values, and notes the
+    fields where a secret was found."""
+
+    def __init__(self) -> None:
+        super().__init__()
         self._secrets = SECRETS.pattern is not None
 
     def text(self, value: str, field: str) -> str:
-        value = valid_text(value)
+        if not value.isascii():
+            value = valid_text(value)
         if self._secrets and SECRETS.contains_secret(value):
             self.fields.append(field)
             return SECRETS.scrub(value)
         return value
 
     def attributes(self, attributes: Mapping[str, object] | None, where: str) -> dict[str, AttrValue]:
-        frozen = freeze_attributes(attributes)
         out: dict[str, AttrValue] = {}
-        for key, value in frozen.items():
+        for key, value in freeze_attributes(attributes).items():
             clean_key = self.text(key, f"{where}key")
             if isinstance(value, str):
                 out[clean_key] = self.text(value, f"{where}{key}")
@@ -97,34 +111,77 @@ class _Scrubber:
         return out
 
 
+def _texts(record: SpanRecord) -> list[str]:
+    """Every string of a record, to test all of them at once."""
+    texts = [record.name, record.status_message]
+    groups = [
+        record.attributes,
+        *(e.attributes for e in record.events),
+        *(li.attributes for li in record.links),
+    ]
+    texts.extend(e.name for e in record.events)
+    for attributes in groups:
+        for key, value in attributes.items():
+            texts.append(key)
+            if isinstance(value, str):
+                texts.append(value)
+            elif isinstance(value, tuple):
+                texts.extend(v for v in value if isinstance(v, str))
+    return texts
+
+
 def to_record(
     span: ReadableSpan, resource_overrides: Mapping[str, AttrValue]
 ) -> tuple[SpanRecord, list[str]]:
     """The exported form of an ended span, and the fields from which secrets were removed."""
-    scrub = _Scrubber()
+    record = _build(span, resource_overrides, _Copier())
+    joined = "\x00".join(_texts(record))
+    if joined.isascii() and not SECRETS.contains_secret(joined):
+        return record, []
+    scrubber = _Scrubber()
+    return _build(span, resource_overrides, scrubber), scrubber.fields
+
+
+_resources: dict[tuple[int, int], tuple[object, object, dict[str, AttrValue]]] = {}
+
+
+def _resource(span: ReadableSpan, overrides: Mapping[str, AttrValue]) -> dict[str, AttrValue]:
+    """One shared (read-only) resource mapping per SDK resource and set of overrides. The cache
+    holds both objects, so their ids cannot be reused while an entry refers to them."""
+    key = (id(span.resource), id(overrides))
+    cached = _resources.get(key)
+    if cached is None or cached[0] is not span.resource or cached[1] is not overrides:
+        if len(_resources) > 64:
+            _resources.clear()
+        merged = {**freeze_attributes(span.resource.attributes), **overrides}
+        cached = _resources[key] = (span.resource, overrides, merged)
+    return cached[2]
+
+
+def _build(span: ReadableSpan, resource_overrides: Mapping[str, AttrValue], clean: _Copier) -> SpanRecord:
     ctx = span.get_span_context()
     assert ctx is not None
     parent = span.parent
-    resource = {**freeze_attributes(span.resource.attributes), **resource_overrides}
+    resource = _resource(span, resource_overrides)
     scope = span.instrumentation_scope
     status_message = span.status.description or ""
-    record = SpanRecord(
+    return SpanRecord(
         trace_id=format_trace_id(ctx.trace_id),
         span_id=format_span_id(ctx.span_id),
         parent_span_id=format_span_id(parent.span_id) if parent is not None else "",
         parent_is_remote=bool(parent is not None and parent.is_remote),
-        name=scrub.text(span.name, "name"),
+        name=clean.text(span.name, "name"),
         kind=_KIND.get(span.kind, 1),
         start_ns=(start := to_micros(span.start_time or 0)),
         end_ns=end_after(start, to_micros(span.end_time or 0)),
         status_code=_STATUS.get(span.status.status_code, 0),
-        status_message=scrub.text(status_message, "status.message") if status_message else "",
-        attributes=scrub.attributes(span.attributes, ""),
+        status_message=clean.text(status_message, "status.message") if status_message else "",
+        attributes=clean.attributes(span.attributes, ""),
         events=tuple(
             EventRecord(
-                name=scrub.text(event.name, f"events[{i}].name"),
+                name=clean.text(event.name, f"events[{i}].name"),
                 time_ns=to_micros(event.timestamp or 0),
-                attributes=scrub.attributes(event.attributes, f"events[{i}]."),
+                attributes=clean.attributes(event.attributes, f"events[{i}]."),
             )
             for i, event in enumerate(span.events)
         ),
@@ -132,7 +189,7 @@ def to_record(
             LinkRecord(
                 trace_id=format_trace_id(link.context.trace_id),
                 span_id=format_span_id(link.context.span_id),
-                attributes=scrub.attributes(link.attributes, f"links[{i}]."),
+                attributes=clean.attributes(link.attributes, f"links[{i}]."),
                 trace_state=link.context.trace_state.to_header() if link.context.trace_state else "",
             )
             for i, link in enumerate(span.links)
@@ -145,7 +202,6 @@ def to_record(
         dropped_events=span.dropped_events,
         dropped_links=span.dropped_links,
     )
-    return record, scrub.fields
 
 
 class TraceMemory:

@@ -276,10 +276,15 @@ def _check_chain(
     for earlier, later in itertools.pairwise(sequence):
         before, after = by_seq[earlier][0], by_seq[later][0]
         if later != earlier + 1:
+            missing = (
+                f"seal #{earlier + 1} is"
+                if later == earlier + 2
+                else f"seals #{earlier + 1}-#{later - 1} are"
+            )
             report.add(
                 SEQUENCE_GAP,
                 ERROR,
-                f"seals #{earlier + 1}-#{later - 1} are missing (deleted segments)",
+                f"{missing} missing (deleted segments)",
                 stream=stream,
                 seq=earlier + 1,
             )

@@ -13,7 +13,7 @@ from provtrace import conventions as c
 from provtrace.integrity import span_digest
 from provtrace.model import SpanRecord
 from provtrace.readers.jaeger import interpretations, v1_records
-from tests.integration.conftest import (
+from tests.integration.stack import (
     REPO,
     Agent,
     archived,

@@ -131,7 +131,7 @@ def test_internal_recording_error_is_counted_and_logged_and_code_runs(
     def broken(_: Any) -> bytes:
         raise MemoryError("simulated failure inside provtrace")
 
-    monkeypatch.setattr("provtrace.steps.base.jsonable_digest", broken)
+    monkeypatch.setattr("provtrace.steps.base.capture", broken)
     ran: list[int] = []
 
     @provtrace.tool_call("robust")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import html
 
-from provtrace.cli.formats import add_format_argument, as_json, html_page, timestamp
+from provtrace.cli.formats import add_format_argument, as_json, html_page, parse_time, timestamp
 from provtrace.cli.sources import add_source_arguments, open_source
 from provtrace.errors import InputError
 from provtrace.readers.base import TraceQuery
@@ -20,22 +19,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--secret-ref", help="secret reference, e.g. kv/fw-api-token")
     parser.add_argument("--action-type", help="action type, e.g. firewall.rule.open")
     parser.add_argument("--service", help="service name (required with --jaeger)")
-    parser.add_argument("--since", type=_time, help="earliest start, ISO 8601 (e.g. 2026-11-28T10:00Z)")
-    parser.add_argument("--until", type=_time, help="latest start, ISO 8601")
+    parser.add_argument("--since", type=parse_time, help="earliest start, ISO 8601 (e.g. 2026-11-28T10:00Z)")
+    parser.add_argument("--until", type=parse_time, help="latest start, ISO 8601")
     parser.add_argument("--limit", type=int, default=20, help="most traces to list (default 20)")
     add_source_arguments(parser)
     add_format_argument(parser)
     parser.set_defaults(run=run)
-
-
-def _time(text: str) -> int:
-    try:
-        moment = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_dt.timezone.utc)
-    return int(moment.timestamp() * 1e9)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,6 +15,17 @@ def add_format_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="text", help="output format (default text)")
 
 
+def parse_time(text: str) -> int:
+    """An ISO 8601 time (UTC unless it says otherwise) as Unix nanoseconds, for argparse."""
+    try:
+        moment = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.timezone.utc)
+    return int(moment.timestamp() * 1_000_000) * 1000
+
+
 def timestamp(ns: int) -> str:
     moment = _dt.datetime.fromtimestamp(ns / 1e9, tz=_dt.timezone.utc)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

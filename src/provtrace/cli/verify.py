@@ -7,7 +7,7 @@ import argparse
 import html
 import time
 
-from provtrace.cli.formats import add_format_argument, as_json, html_page
+from provtrace.cli.formats import add_format_argument, as_json, html_page, parse_time
 from provtrace.cli.sources import add_source_arguments, open_source
 from provtrace.errors import InputError
 from provtrace.integrity import key_id_of, load_public_key, span_digest
@@ -35,6 +35,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="append",
         default=[],
         help="trusted Ed25519 public key (PEM); repeat for several",
+    )
+    parser.add_argument(
+        "--as-of",
+        metavar="TIME",
+        type=parse_time,
+        help="judge stream tails as of this ISO 8601 time (default: now), e.g. when the archive was copied",
     )
     add_source_arguments(parser)
     add_format_argument(parser)
@@ -66,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("verify --stream reads the archive: use --archive DIR")
         records = list(source.all_spans())
         order = [r.span_id for _, _, line in source.lines for r in line if r.is_seal]
-        report = verify_stream(records, keys, now_ns=time.time_ns(), order=order, candidates=candidates)
+        now = args.as_of if args.as_of is not None else time.time_ns()
+        report = verify_stream(records, keys, now_ns=now, order=order, candidates=candidates)
         _conflicts(source, report)
     else:
         trace_id = check_trace_id(args.trace_id)

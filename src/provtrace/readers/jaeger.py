@@ -51,7 +51,7 @@ KNOWN_ARRAYS = {
     c.VIOLATION_CODES,
     c.VIOLATION_DETAILS,
 }
-MAX_INTERPRETATIONS = 256
+MAX_INTERPRETATIONS = 4096
 
 
 def check_trace_id(trace_id: str) -> str:
@@ -303,17 +303,33 @@ def _v1_links(refs: list[tuple[str, str]], attributes: Mapping[str, AttrValue]) 
     return tuple(links)
 
 
-def interpretations(record: SpanRecord) -> Iterator[SpanRecord]:
-    """Every typing of a v1 record's ambiguous values (JSON-array text that may have been an
-    array). The verifier accepts the record if any of them matches the sealed digest: the values
-    themselves are fixed, only their type is unknown."""
-    choices: list[list[tuple[str, AttrValue]]] = []
-    for key, value in record.attributes.items():
+def _options(attributes: Mapping[str, AttrValue], *, known: bool) -> list[list[tuple[str, AttrValue]]]:
+    """Per attribute, the values it may have had, most likely first (JSON-array text was most
+    likely an array; whole numbers most likely integers)."""
+    slots = []
+    for key, value in attributes.items():
         options: list[AttrValue] = [value]
-        if isinstance(value, str) and key not in KNOWN_ARRAYS:
-            options += _array_candidates(value)
-        choices.append([(key, option) for option in options])
-    for count, combination in enumerate(itertools.product(*choices)):
+        if isinstance(value, str) and not (known and key in KNOWN_ARRAYS):
+            options = [*_array_candidates(value), value]
+        slots.append([(key, option) for option in options])
+    return slots
+
+
+def interpretations(record: SpanRecord) -> Iterator[SpanRecord]:
+    """Every typing of a v1 record's ambiguous values (JSON-array text that may have been an array),
+    most likely first. The verifier accepts the record if one of them matches the sealed digest:
+    the values themselves are fixed, only their types are unknown."""
+    groups = [_options(record.attributes, known=True)]
+    groups += [_options(event.attributes, known=False) for event in record.events]
+    sizes = [len(group) for group in groups]
+    flat = [slot for group in groups for slot in group]
+    for count, combination in enumerate(itertools.product(*flat)):
         if count >= MAX_INTERPRETATIONS:
             return
-        yield dataclasses.replace(record, attributes=dict(combination))
+        chosen = iter(combination)
+        parts = [dict(itertools.islice(chosen, size)) for size in sizes]
+        events = tuple(
+            dataclasses.replace(event, attributes=attrs)
+            for event, attrs in zip(record.events, parts[1:], strict=True)
+        )
+        yield dataclasses.replace(record, attributes=parts[0], events=events)

@@ -15,7 +15,7 @@ from opentelemetry.trace import Link
 
 from provtrace import config
 from provtrace import conventions as c
-from provtrace.content import jsonable_digest, to_jsonable
+from provtrace.content import capture
 from provtrace.errors import ProvenanceViolation
 from provtrace.steps.base import (
     Refs,
@@ -110,8 +110,9 @@ class ActionSpec(StepSpec[Action]):
         self._params_jsonable: Any = None
         self._params_digest = ""
         if params is not _NO_PARAMS:
-            self._params_jsonable = to_jsonable(params)
-            self._params_digest = jsonable_digest(self._params_jsonable)
+            captured = capture(params)
+            self._params_jsonable = captured.jsonable
+            self._params_digest = captured.digest
 
     def span_name(self) -> str:
         return f"action {self.action_type}"
@@ -170,10 +171,10 @@ class ActionSpec(StepSpec[Action]):
 
     def record_call_input(self, handle: Action, arguments: dict[str, Any]) -> None:
         if self.params is _NO_PARAMS:
-            jsonable = to_jsonable(arguments)
-            handle.params_sha256 = jsonable_digest(jsonable)
+            captured = capture(arguments)
+            handle.params_sha256 = captured.digest
             handle.span.set_attribute(c.ACTION_PARAMS_SHA256, handle.params_sha256)
-            handle._store(jsonable, c.ACTION_PARAMS_CONTENT)
+            handle._store(captured.jsonable, c.ACTION_PARAMS_CONTENT)
 
     def before_run(self, handle: Action) -> None:
         if not self.require:

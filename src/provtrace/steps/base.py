@@ -33,7 +33,7 @@ from provtrace.content import (
     CapturePolicy,
     StreamingDigest,
     canonical_json,
-    jsonable_digest,
+    capture,
     to_jsonable,
 )
 from provtrace.steps.scope import FACTS, DecisionState, StepFact, current_decision
@@ -48,6 +48,12 @@ Refs = Union[Ref, Sequence[Ref], None]  # noqa: UP007 - a runtime alias with a f
 
 _DEFAULT_CAPTURE = CapturePolicy()
 _UNSET: Any = object()
+
+
+def current_capture() -> CapturePolicy:
+    """The capture policy of the active configuration (the default one when unconfigured)."""
+    handle = config.current()
+    return handle.capture if handle else _DEFAULT_CAPTURE
 
 
 def report_recording_error(what: str, exc: BaseException) -> None:
@@ -86,6 +92,9 @@ class StepHandle:
     step: ClassVar[str] = ""
     input_attribute: ClassVar[str] = c.INPUT_CONTENT
     output_attribute: ClassVar[str] = c.OUTPUT_CONTENT
+    # False when the span belongs to someone else (see ``provtrace.steps.interop.adopt``): the
+    # step then records its facts at finish but leaves ending the span to its owner.
+    owns_span: bool = True
 
     def __init__(
         self,
@@ -103,6 +112,9 @@ class StepHandle:
         self._tokens: list[Any] = []
         self._ended = False
         self.error: BaseException | None = None
+        # Recorded as ``error.type`` instead of the exception's type when set (e.g. a JSON-RPC
+        # error code, which the MCP conventions ask for).
+        self.error_type: str | None = None
 
     # --- public recording API ---------------------------------------------------------------
 
@@ -142,11 +154,10 @@ class StepHandle:
         if not self.span.is_recording() or self.capture.mode == c.CAPTURE_NONE:
             return digest
         with self.recording(digest_attribute):
-            jsonable = to_jsonable(value)
-            if self.capture.digests:
-                digest = jsonable_digest(jsonable)
-                self.span.set_attribute(digest_attribute, digest)
-            self._store(jsonable, content_attribute)
+            captured = capture(value)
+            digest = captured.digest
+            self.span.set_attribute(digest_attribute, digest)
+            self._store(captured.jsonable, content_attribute)
         return digest
 
     def _store(self, jsonable: Any, content_attribute: str) -> None:
@@ -200,11 +211,12 @@ class StepHandle:
             self._on_finish(error)
         if error is not None:
             with self.recording("error"):
-                record_exception(self.span, error)
+                record_exception(self.span, error, error_type=self.error_type)
         with self.recording("facts"):
             self._remember()
-        with self.recording("end"):
-            self.span.end(end_time=now_ns())
+        if self.owns_span:
+            with self.recording("end"):
+                self.span.end(end_time=now_ns())
 
 
 class _Recording:
@@ -236,11 +248,14 @@ class _Activation:
         self._handle._deactivate()
 
 
-def record_exception(span: Span, error: BaseException) -> None:
-    """Mark the span as error without letting the exception text carry a secret out."""
+def record_exception(span: Span, error: BaseException, *, error_type: str | None = None) -> None:
+    """Mark the span as error without letting the exception text carry a secret out.
+
+    ``error.type`` is the exception's type unless the caller knows a better class of error.
+    """
     message = REDACTOR.text(str(error))
     span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {message}"[:1024]))
-    span.set_attribute(c.ERROR_TYPE, type(error).__qualname__)
+    span.set_attribute(c.ERROR_TYPE, error_type or type(error).__qualname__)
     stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     span.add_event(
         "exception",
@@ -258,7 +273,7 @@ class StepSpec(Generic[H]):
 
     handle_type: ClassVar[type[StepHandle]] = StepHandle
     step: ClassVar[str] = ""
-    kind: ClassVar[SpanKind] = SpanKind.INTERNAL
+    kind: SpanKind = SpanKind.INTERNAL  # an instance may override it (e.g. an MCP tool call)
 
     def __init__(
         self,
@@ -322,22 +337,29 @@ class StepSpec(Generic[H]):
         proposal = decision.latest(c.STEP_LLM_CALL)
         return [_link(proposal.context, c.LINK_TRIGGERED_BY)] if proposal else []
 
-    def _start(self) -> H:
-        handle_config = config.current()
-        tracer = handle_config.tracer if handle_config else trace.get_tracer(c.INSTRUMENTATION_NAME)
-        capture = handle_config.capture if handle_config else _DEFAULT_CAPTURE
-        decision = current_decision()
+    def _initial(
+        self, decision: DecisionState | None, policy: CapturePolicy
+    ) -> tuple[dict[str, Any], list[Link]]:
+        """The attributes and links a step's span starts with."""
         attributes: dict[str, Any] = {}
         links: list[Link] = []
         try:
             attributes = {**self._common_attributes(decision), **self.step_attributes(decision)}
-            attributes[c.CAPTURE_MODE] = capture.mode
+            attributes[c.CAPTURE_MODE] = policy.mode
             attributes.update(self.attributes)
             links = self.inferred_links(decision)
             if links:
                 attributes[c.LINKS_MIRROR] = links_mirror(links)
         except Exception as exc:  # noqa: BLE001
             report_recording_error(f"{self.step} attributes", exc)
+        return attributes, links
+
+    def _start(self) -> H:
+        handle_config = config.current()
+        tracer = handle_config.tracer if handle_config else trace.get_tracer(c.INSTRUMENTATION_NAME)
+        policy = current_capture()
+        decision = current_decision()
+        attributes, links = self._initial(decision, policy)
         span = tracer.start_span(
             self._safe_name(),
             kind=self.kind,
@@ -345,7 +367,7 @@ class StepSpec(Generic[H]):
             links=links,
             start_time=now_ns(),
         )
-        handle = cast(H, self.handle_type(self, span, decision, capture))
+        handle = cast(H, self.handle_type(self, span, decision, policy))
         with handle.recording("start"):
             self._started(handle)
         return handle

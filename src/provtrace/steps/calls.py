@@ -8,6 +8,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from provtrace import conventions as c
+from provtrace.content import REDACTOR
 from provtrace.steps.base import Refs, StepHandle, StepSpec
 from provtrace.steps.scope import DecisionState
 
@@ -93,11 +94,20 @@ class ToolCall(StepHandle):
     input_attribute = c.GEN_AI_TOOL_CALL_ARGUMENTS
     output_attribute = c.GEN_AI_TOOL_CALL_RESULT
 
-    def mark_tool_error(self, error_type: str = "tool_error") -> None:
+    def mark_tool_error(self, error_type: str = c.ERROR_TYPE_TOOL_ERROR) -> None:
         """The tool answered with an error result (not an exception)."""
         with self.recording("tool error"):
             self.span.set_attribute(c.ERROR_TYPE, error_type)
             self.span.set_status(Status(StatusCode.ERROR, error_type))
+
+    def mark_rpc_error(self, code: int | str, message: str = "") -> None:
+        """The peer answered with a JSON-RPC error: ``error.type`` and ``rpc.response.status_code``
+        carry its code (the MCP conventions), also when an exception for it ends the step."""
+        with self.recording("rpc error"):
+            self.error_type = str(code)
+            self.span.set_attribute(c.ERROR_TYPE, self.error_type)
+            self.span.set_attribute(c.RPC_RESPONSE_STATUS_CODE, self.error_type)
+            self.span.set_status(Status(StatusCode.ERROR, REDACTOR.text(message)[:1024]))
 
 
 class ToolCallSpec(StepSpec[ToolCall]):
@@ -113,19 +123,27 @@ class ToolCallSpec(StepSpec[ToolCall]):
         nhi: str | None = None,
         triggered_by: Refs = None,
         attributes: Mapping[str, Any] | None = None,
+        span_name: str | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        operation: str | None = c.GEN_AI_OPERATION_EXECUTE_TOOL,
     ) -> None:
+        """``span_name``, ``kind`` and ``operation`` let a protocol instrumentation follow its own
+        conventions (MCP: ``tools/call {name}``, CLIENT or SERVER, and no ``gen_ai.operation.name``
+        for a resource read or a prompt fetch)."""
         super().__init__(actor=actor, nhi=nhi, triggered_by=triggered_by, attributes=attributes)
         self.name = name
         self.call_id = call_id
+        self.custom_span_name = span_name
+        self.kind = kind
+        self.operation = operation
 
     def span_name(self) -> str:
-        return f"{c.GEN_AI_OPERATION_EXECUTE_TOOL} {self.name}"
+        return self.custom_span_name or f"{c.GEN_AI_OPERATION_EXECUTE_TOOL} {self.name}"
 
     def step_attributes(self, decision: DecisionState | None) -> dict[str, Any]:
-        attributes: dict[str, Any] = {
-            c.GEN_AI_OPERATION_NAME: c.GEN_AI_OPERATION_EXECUTE_TOOL,
-            c.GEN_AI_TOOL_NAME: self.name,
-        }
+        attributes: dict[str, Any] = {c.GEN_AI_TOOL_NAME: self.name}
+        if self.operation:
+            attributes[c.GEN_AI_OPERATION_NAME] = self.operation
         if self.call_id:
             attributes[c.GEN_AI_TOOL_CALL_ID] = self.call_id
         return attributes

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from provtrace import conventions as c
-from provtrace.content import jsonable_digest, to_jsonable
+from provtrace.content import capture
 from provtrace.steps.base import Refs, StepHandle, StepSpec
 from provtrace.steps.scope import DecisionState, StepFact
 from provtrace.tracing import now_ns
@@ -209,10 +209,10 @@ class ApprovalSpec(StepSpec[Approval]):
 
     def _bind(self, handle: Approval, params: Any) -> None:
         """Commit to the parameters the approver saw: their digest, and the content per mode."""
-        jsonable = to_jsonable(params)
-        handle.params_sha256 = jsonable_digest(jsonable)
+        captured = capture(params)
+        handle.params_sha256 = captured.digest
         handle.span.set_attribute(c.APPROVAL_PARAMS_SHA256, handle.params_sha256)
-        handle._store(jsonable, c.INPUT_CONTENT)
+        handle._store(captured.jsonable, c.INPUT_CONTENT)
 
     def record_call_input(self, handle: Approval, arguments: dict[str, Any]) -> None:
         if self.for_action is _NO_INPUT:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -18,25 +17,13 @@ import provtrace
 from provtrace.integrity import write_key_pair
 from provtrace.model import SpanRecord
 from provtrace.otlpjson import loads_line
+from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 import stack as stack_module  # noqa: E402 - scripts/stack.py, the project's stack control
 
 T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], *, timeout_s: float = 60.0) -> T:
-    """Poll ``probe`` until it returns something, within a bounded time (the collector and Jaeger
-    forward asynchronously, so arrival is observed, not assumed)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = probe()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(0.2)
 
 
 def http_json(url: str) -> Any | None:

@@ -1,0 +1,203 @@
+"""Attacks on an archive of OTLP JSON lines, each on a modified copy, and the finding each must
+produce. Shared by the tamper tests on the embedded archive and on the collector's archive."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from provtrace import conventions as c
+from provtrace.integrity import SealBody, key_id_of, span_digest
+from provtrace.model import SpanRecord
+from provtrace.otlpjson import decode_traces, dumps_line
+
+Line = dict[str, Any]
+
+
+class Archive:
+    """A copy of an archive directory, edited span by span and written back."""
+
+    def __init__(self, source: Path, target: Path) -> None:
+        shutil.copytree(source, target)
+        self.root = target
+        self.files = sorted(target.rglob("*.jsonl"))
+        self.lines: dict[Path, list[Line]] = {
+            path: [json.loads(text) for text in path.read_text().splitlines() if text.strip()]
+            for path in self.files
+        }
+
+    def spans(self) -> Iterator[tuple[Path, int, list[Line], int, Line]]:
+        """(file, line index, span list, position, span) for every span, in file order."""
+        for path, lines in self.lines.items():
+            for index, line in enumerate(lines):
+                for resource in line["resourceSpans"]:
+                    for scope in resource["scopeSpans"]:
+                        for position, span in enumerate(scope["spans"]):
+                            yield path, index, scope["spans"], position, span
+
+    def seals(self) -> list[Line]:
+        return [s for *_, s in self.spans() if s["name"] == c.SEAL_SPAN_NAME]
+
+    def step(self, step: str) -> Line:
+        return next(s for *_, s in self.spans() if attribute(s, c.STEP) == step)
+
+    def record(self, span_id: str) -> SpanRecord:
+        """The span as a reader would decode it now (with its resource)."""
+        for lines in self.lines.values():
+            for line in lines:
+                for record in decode_traces(line):
+                    if record.span_id == span_id:
+                        return record
+        raise AssertionError(f"no span {span_id}")
+
+    def save(self) -> None:
+        for path, lines in self.lines.items():
+            path.write_text("".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines))
+
+
+def attribute(span: Line, key: str) -> Any:
+    for item in span.get("attributes", []):
+        if item["key"] == key:
+            return next(iter(item["value"].values()))
+    return None
+
+
+def set_attribute(span: Line, key: str, value: dict[str, Any]) -> None:
+    for item in span["attributes"]:
+        if item["key"] == key:
+            item["value"] = value
+            return
+    span["attributes"].append({"key": key, "value": value})
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    run: Callable[[Archive], str]  # edits the copy; returns the span id the finding must name ("" if none)
+    finding: str
+
+
+def change_attribute(archive: Archive) -> str:
+    action = archive.step(c.STEP_ACTION)
+    set_attribute(action, c.ACTION_TARGET, {"stringValue": "sg-999/rule-0"})
+    return str(action["spanId"])
+
+
+def change_timestamp(archive: Archive) -> str:
+    approval = archive.step(c.STEP_APPROVAL)
+    approval["startTimeUnixNano"] = str(int(approval["startTimeUnixNano"]) - 3_600_000_000_000)
+    return str(approval["spanId"])
+
+
+def delete_span(archive: Archive) -> str:
+    for _, _, spans, position, span in archive.spans():
+        if attribute(span, c.STEP) == c.STEP_POLICY_CHECK:
+            del spans[position]
+            return str(span["spanId"])
+    raise AssertionError("no policy check to delete")
+
+
+def add_span(archive: Archive) -> str:
+    for _, _, spans, _, span in archive.spans():
+        if attribute(span, c.STEP) == c.STEP_APPROVAL:
+            forged = json.loads(json.dumps(span))
+            forged["spanId"] = "f0f0f0f0f0f0f0f0"
+            set_attribute(forged, c.APPROVAL_APPROVER_ID, {"stringValue": "mallory@example.com"})
+            spans.append(forged)
+            return "f0f0f0f0f0f0f0f0"
+    raise AssertionError("no approval to copy")
+
+
+def reorder_lines(archive: Archive) -> str:
+    for lines in archive.lines.values():
+        if len(lines) >= 2:
+            lines[0], lines[-1] = lines[-1], lines[0]
+            return ""
+    raise AssertionError("the archive needs two lines to reorder")
+
+
+def delete_trace_from_the_middle(archive: Archive) -> str:
+    seals = sorted(archive.seals(), key=lambda s: int(attribute(s, c.SEAL_SEQ)))
+    victim = next(s for s in seals[1:-1] if attribute(s, c.SEAL_SPANS))["traceId"]
+    for lines in archive.lines.values():
+        for line in lines:
+            for resource in line["resourceSpans"]:
+                for scope in resource["scopeSpans"]:
+                    scope["spans"] = [s for s in scope["spans"] if s["traceId"] != victim]
+    return ""
+
+
+def cut_the_tail(archive: Archive) -> str:
+    seals = sorted(archive.seals(), key=lambda s: int(attribute(s, c.SEAL_SEQ)))
+    doomed = {s["traceId"] for s in seals[-2:]}  # the last decision and the closing seal
+    for lines in archive.lines.values():
+        for line in lines:
+            for resource in line["resourceSpans"]:
+                for scope in resource["scopeSpans"]:
+                    scope["spans"] = [s for s in scope["spans"] if s["traceId"] not in doomed]
+    return ""
+
+
+def reseal_with_another_key(archive: Archive) -> str:
+    """Forge the seal of the action's trace (covering a changed action) with the attacker's key."""
+    action = archive.step(c.STEP_ACTION)
+    set_attribute(action, c.ACTION_TARGET, {"stringValue": "sg-999/rule-0"})
+    seal = next(s for s in archive.seals() if s["traceId"] == action["traceId"])
+    body = SealBody.from_record(archive.record(seal["spanId"]))
+    target = archive.record(action["spanId"])
+    spans = tuple(
+        f"{e.split(':')[0]}:{span_digest(target)}" if e.startswith(action["spanId"]) else e
+        for e in body.spans
+    )
+    attacker = Ed25519PrivateKey.generate()
+    forged = dataclasses.replace(body, spans=spans, key_id=key_id_of(attacker.public_key()))
+    set_attribute(seal, c.SEAL_SPANS, {"arrayValue": {"values": [{"stringValue": e} for e in spans]}})
+    set_attribute(seal, c.SEAL_KEY_ID, {"stringValue": forged.key_id})
+    set_attribute(seal, c.SEAL_DIGEST, {"stringValue": forged.digest()})
+    signature = base64.b64encode(attacker.sign(forged.canonical())).decode()
+    set_attribute(seal, c.SEAL_SIGNATURE, {"stringValue": signature})
+    return str(seal["spanId"])
+
+
+ATTACKS = [
+    Attack("change one attribute value", change_attribute, "altered_span"),
+    Attack("change a timestamp", change_timestamp, "altered_span"),
+    Attack("delete a span", delete_span, "missing_span"),
+    Attack("add a span", add_span, "added_span"),
+    Attack("reorder lines", reorder_lines, "reordered"),
+    Attack("delete a whole trace from the middle", delete_trace_from_the_middle, "sequence_gap"),
+    Attack("cut the tail of the stream", cut_the_tail, "truncated_tail"),
+    Attack("replace a seal with one signed by another key", reseal_with_another_key, "unknown_key"),
+]
+
+
+def stream_only(source: Path, target: Path, stream: str) -> Path:
+    """Copy of an archive with only the traces one stream sealed (a shared collector archive also
+    holds other tests' evidence)."""
+    traces: set[str] = set()
+    lines_out: list[str] = []
+    files = sorted(source.rglob("*.jsonl"))
+    for path in files:
+        for text in path.read_text().splitlines():
+            if text.strip():
+                for record in decode_traces(json.loads(text)):
+                    if record.is_seal and record.attributes.get(c.SEAL_STREAM) == stream:
+                        traces.add(record.trace_id)
+    for path in files:
+        for text in path.read_text().splitlines():
+            if not text.strip():
+                continue
+            kept = [r for r in decode_traces(json.loads(text)) if r.trace_id in traces]
+            if kept:
+                lines_out.append(dumps_line(kept))
+    target.mkdir(parents=True)
+    (target / "spans.jsonl").write_text("".join(lines_out))
+    return target

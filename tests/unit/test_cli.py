@@ -1,0 +1,153 @@
+"""The investigator's CLI: outputs, exit codes, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from provtrace.cli.main import main as cli
+from tests.conftest import make_recorded
+from tests.scenario import reference_scenario
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> tuple[Path, str, str]:
+    recorded = make_recorded(tmp_path)
+    try:
+        complete = reference_scenario()["decision"].trace_id
+        incomplete = reference_scenario(approve=False)["decision"].trace_id
+    finally:
+        recorded.handle.shutdown(30)
+    return tmp_path / "archive", complete, incomplete
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "provtrace.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json", "html"])
+def test_reconstruct_formats(
+    archive: tuple[Path, str, str], fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, complete, _ = archive
+    assert cli(["reconstruct", complete, "--archive", str(directory), "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    if fmt == "json":
+        chain = json.loads(out)
+        assert chain["completeness"] == "complete"
+        assert [s["step"] for s in chain["steps"]] == [
+            "llm_call",
+            "tool_call",
+            "secret_fetch",
+            "policy_check",
+            "approval",
+            "action",
+            "verification",
+        ]
+        action = next(s for s in chain["steps"] if s["step"] == "action")
+        assert {(link["link_type"], link["target_index"]) for link in action["links"]} == {
+            ("authorized_by", 4),
+            ("approved_by", 5),
+            ("used_secret", 3),
+            ("triggered_by", 1),
+        }
+    else:
+        assert "firewall.rule.open on sg-123/rule-9" in out
+        assert "kv/fw-api-token" in out
+        assert "alice@example.com" in out
+    if fmt == "html":
+        assert out.startswith("<!doctype html>")
+
+
+def test_reconstruct_of_an_incomplete_trace_exits_1_and_names_the_violation(
+    archive: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, _, incomplete = archive
+    assert cli(["reconstruct", incomplete, "--archive", str(directory)]) == 1
+    out = capsys.readouterr().out
+    assert "LINK-APPROVAL" in out
+    assert "evidence: incomplete" in out
+
+
+def test_find_by_target_nhi_secret_action_and_time(
+    archive: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, complete, incomplete = archive
+    base = ["find", "--archive", str(directory), "--format", "json"]
+    assert cli([*base, "--target", "sg-123/rule-9"]) == 0
+    assert [row["trace_id"] for row in json.loads(capsys.readouterr().out)] == [complete]
+    assert (
+        cli([*base, "--nhi", "svc-fw", "--secret-ref", "kv/fw-api-token", "--since", "2000-01-01T00:00Z"])
+        == 0
+    )
+    assert {row["trace_id"] for row in json.loads(capsys.readouterr().out)} == {complete}
+    assert cli([*base, "--action-type", "firewall.rule.open", "--until", "2000-01-01T00:00Z"]) == 1
+    assert json.loads(capsys.readouterr().out) == []
+    assert incomplete  # quarantined: its steps are not in the archive, only its violation record
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["reconstruct", "not-a-trace", "--archive", "."], "is not a trace id"),
+        (
+            ["reconstruct", "0" * 32, "--archive", "/nonexistent"],
+            "archive directory /nonexistent does not exist",
+        ),
+        (["verify", "--stream", "--jaeger", "http://127.0.0.1:1"], "verify --stream reads the archive"),
+        (["verify", "0" * 32, "--jaeger", "ftp://x"], "needs an http(s) URL"),
+        (
+            ["verify", "0" * 32, "--archive", ".", "--public-key", "/nonexistent.pub"],
+            "cannot read public key",
+        ),
+        (["find", "--since", "yesterday"], "is not an ISO 8601 time"),
+        (["quarantine", "show", "q-bad"], "is not a quarantine id"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_archive_line_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.jsonl").write_text('{"resourceSpans": []}\n{not json\n')
+    result = run_cli("verify", "--stream", "--archive", str(tmp_path))
+    assert result.returncode == 2
+    assert f"{tmp_path / 'bad.jsonl'}:2: not OTLP/JSON trace data" in result.stderr
+
+
+def test_unreachable_jaeger_is_an_input_error(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = run_cli("reconstruct", "0" * 32, "--jaeger", f"http://127.0.0.1:{port}")
+    assert result.returncode == 2
+    assert f"cannot reach Jaeger at http://127.0.0.1:{port}" in result.stderr
+
+
+def test_doctor_reports_settings_and_fails_on_a_bad_one(tmp_path: Path) -> None:
+    env = {"PROVTRACE_HOME": str(tmp_path), "OTEL_EXPORTER_OTLP_ENDPOINT": ""}
+    result = run_cli("doctor", env=env)
+    assert result.returncode == 0, result.stdout
+    assert f"ok    archive directory {tmp_path / 'archive'}" in result.stdout
+    assert "signing key: none: seals are chained but unsigned" in result.stdout
+    bad = run_cli("doctor", env={**env, "PROVTRACE_COMPLETENESS": "strict"})
+    assert bad.returncode == 1
+    assert "FAIL  settings: completeness must be one of enforce, annotate, off" in bad.stdout

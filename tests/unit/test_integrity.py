@@ -1,0 +1,268 @@
+"""Span digests, seals, chains, heartbeats and `provtrace verify` on the embedded archive."""
+
+from __future__ import annotations
+
+import json
+import math
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from provtrace import conventions as c
+from provtrace.cli.main import main as cli
+from provtrace.integrity import (
+    SealBody,
+    Sealer,
+    load_public_key,
+    span_digest,
+    verify_signature,
+    write_key_pair,
+)
+from provtrace.model import EventRecord, LinkRecord, SpanRecord
+from provtrace.otlpjson import dumps_line, loads_line
+from provtrace.verify import Keys, verify_stream
+from tests.conftest import make_recorded
+from tests.scenario import reference_scenario
+from tests.tamper import ATTACKS, Archive, attribute
+from tests.waiting import wait_for
+
+scalars = st.one_of(
+    st.text(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.sampled_from([2**63 - 1, -(2**63), 2**53, 2**53 + 1, -(2**53) - 1, 0]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+)
+arrays = st.one_of(
+    st.lists(st.text(), max_size=4),
+    st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1), max_size=4),
+    st.lists(st.floats(allow_nan=False), max_size=4),
+    st.lists(st.booleans(), max_size=4),
+).map(tuple)
+attributes = st.dictionaries(st.text(min_size=1, max_size=20), st.one_of(scalars, arrays), max_size=8)
+hex16 = st.text("0123456789abcdef", min_size=16, max_size=16)
+
+
+@st.composite
+def records(draw: Any) -> SpanRecord:
+    start = draw(st.integers(min_value=0, max_value=2**62)) // 1000 * 1000
+    return SpanRecord(
+        trace_id=draw(st.text("0123456789abcdef", min_size=32, max_size=32)),
+        span_id=draw(hex16),
+        parent_span_id=draw(st.one_of(st.just(""), hex16)),
+        name=draw(st.text()),
+        kind=draw(st.integers(min_value=0, max_value=5)),
+        start_ns=start,
+        end_ns=start + draw(st.integers(min_value=1, max_value=10**12)) * 1000,
+        status_code=draw(st.integers(min_value=0, max_value=2)),
+        status_message=draw(st.text(max_size=10)),
+        attributes=draw(attributes),
+        events=tuple(
+            EventRecord(draw(st.text(max_size=10)), draw(st.integers(0, 2**62)), draw(attributes))
+            for _ in range(draw(st.integers(0, 3)))
+        ),
+        links=tuple(
+            LinkRecord(
+                draw(st.text("0123456789abcdef", min_size=32, max_size=32)), draw(hex16), draw(attributes)
+            )
+            for _ in range(draw(st.integers(0, 3)))
+        ),
+        resource={c.SERVICE_NAME: draw(st.text(max_size=10))},
+    )
+
+
+def same_values(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a):
+        return math.isnan(b)
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(same_values(x, y) for x, y in zip(a, b, strict=True))
+    return a == b and type(a) is type(b)
+
+
+@settings(max_examples=300, deadline=None)
+@given(record=records())
+def test_digest_survives_the_archive_encoding(record: SpanRecord) -> None:
+    (decoded,) = loads_line(dumps_line([record]))
+    assert span_digest(decoded) == span_digest(record)
+    for key, value in record.attributes.items():
+        assert same_values(decoded.attributes[key], value), key
+
+
+@settings(max_examples=200, deadline=None)
+@given(record=records(), data=st.data())
+def test_digest_changes_with_any_attribute_value(record: SpanRecord, data: Any) -> None:
+    key = data.draw(st.text(min_size=1, max_size=5))
+    changed = SpanRecord(**{**record.__dict__, "attributes": {**record.attributes, key: "tampered value"}})
+    if record.attributes.get(key) == "tampered value":
+        return
+    assert span_digest(changed) != span_digest(record)
+
+
+def test_digest_does_not_depend_on_event_or_link_order() -> None:
+    events = (EventRecord("a", 1, {"x": 1}), EventRecord("b", 2, {}))
+    links = (LinkRecord("1" * 32, "2" * 16, {c.LINK_TYPE: "authorized_by"}), LinkRecord("1" * 32, "3" * 16))
+    base = SpanRecord(
+        trace_id="1" * 32, span_id="4" * 16, name="s", start_ns=0, end_ns=1000, events=events, links=links
+    )
+    shuffled = SpanRecord(**{**base.__dict__, "events": events[::-1], "links": links[::-1]})
+    assert span_digest(shuffled) == span_digest(base)
+    dropped = SpanRecord(**{**base.__dict__, "links": links[:1]})
+    assert span_digest(dropped) != span_digest(base)
+
+
+def test_seals_chain_and_sign(tmp_path: Path) -> None:
+    write_key_pair(tmp_path / "k.key", tmp_path / "k.pub")
+    from provtrace.integrity import load_private_key
+
+    sealer = Sealer("stream-1", load_private_key(tmp_path / "k.key"), heartbeat_interval_s=60, resource={})
+    span = SpanRecord(trace_id="1" * 32, span_id="2" * 16, name="s", start_ns=0, end_ns=1000)
+    first = sealer.seal(
+        trace_id="1" * 32,
+        parent_span_id="",
+        spans=[span],
+        completeness="complete",
+        violations=(),
+        reason="root_ended",
+        now_ns=5000,
+    )
+    second = sealer.seal(
+        trace_id="3" * 32,
+        parent_span_id="",
+        spans=(),
+        completeness="unchecked",
+        violations=(),
+        reason="heartbeat",
+        now_ns=6000,
+    )
+    first_body, second_body = SealBody.from_record(first), SealBody.from_record(second)
+    assert (first_body.seq, second_body.seq) == (0, 1)
+    assert first_body.prev == ""
+    assert second_body.prev == first_body.digest() == first.attributes[c.SEAL_DIGEST]
+    assert first_body.spans == (f"{'2' * 16}:{span_digest(span)}",)
+    public = load_public_key(tmp_path / "k.pub")
+    assert verify_signature(first_body, str(first.attributes[c.SEAL_SIGNATURE]), public)
+    assert not verify_signature(second_body, str(first.attributes[c.SEAL_SIGNATURE]), public)
+    assert first.end_ns > first.start_ns
+
+
+def test_keygen_writes_a_private_key_only_the_owner_can_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prefix = str(tmp_path / "agent")
+    assert cli(["keygen", "--out", prefix]) == 0
+    assert stat.S_IMODE((tmp_path / "agent.key").stat().st_mode) == 0o600
+    assert "key id      ed25519:" in capsys.readouterr().out
+    assert cli(["keygen", "--out", prefix]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert cli(["keygen", "--out", prefix, "--force"]) == 0
+
+
+def signed_archive(tmp_path: Path, decisions: int = 4) -> tuple[Path, Path, list[str]]:
+    write_key_pair(tmp_path / "keys" / "agent.key", tmp_path / "keys" / "agent.pub")
+    recorded = make_recorded(
+        tmp_path / "home", signing_key=tmp_path / "keys" / "agent.key", heartbeat_interval=60
+    )
+    traces = []
+    try:
+        for _ in range(decisions):
+            traces.append(reference_scenario()["decision"].trace_id)
+            assert recorded.handle.force_flush(30)  # one archive line per decision
+    finally:
+        assert recorded.handle.shutdown(30)
+    return tmp_path / "home" / "archive", tmp_path / "keys" / "agent.pub", traces
+
+
+def verify_json(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    code = cli(["verify", *args, "--format", "json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_untouched_archive_verifies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    archive, public, traces = signed_archive(tmp_path)
+    code, report = verify_json(
+        "--stream", "--archive", str(archive), "--public-key", str(public), capsys=capsys
+    )
+    assert code == 0, report
+    assert report["seals_checked"] == 5  # four decisions and the closing seal
+    assert report["spans_checked"] == 4 * 8
+    assert [f["kind"] for f in report["findings"]] == []
+    for trace_id in traces:
+        code, _ = verify_json(trace_id, "--archive", str(archive), "--public-key", str(public), capsys=capsys)
+        assert code == 0
+
+
+def test_without_a_public_key_verify_says_signatures_were_not_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    archive, _, traces = signed_archive(tmp_path, decisions=1)
+    code, report = verify_json(traces[0], "--archive", str(archive), capsys=capsys)
+    assert code == 0
+    assert report["findings"] == []
+    recorded = make_recorded(tmp_path / "unsigned")
+    reference_scenario()
+    recorded.handle.shutdown(30)
+    code, report = verify_json("--stream", "--archive", str(tmp_path / "unsigned" / "archive"), capsys=capsys)
+    assert code == 0
+    assert [f["kind"] for f in report["findings"]] == ["unsigned_seal"]
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=lambda a: a.name)
+def test_each_attack_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str], attack: Any) -> None:
+    archive, public, _ = signed_archive(tmp_path)
+    copy = Archive(archive, tmp_path / "tampered")
+    span_id = attack.run(copy)
+    copy.save()
+    last_seal = max(int(s["startTimeUnixNano"]) for s in copy.seals())
+    as_of = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last_seal / 1e9 + 3600))
+    code, report = verify_json(
+        "--stream", "--archive", str(copy.root), "--public-key", str(public), "--as-of", as_of, capsys=capsys
+    )
+    assert code == 1
+    kinds = [f["kind"] for f in report["findings"] if f["severity"] == "error"]
+    assert attack.finding in kinds, report
+    if span_id:
+        assert span_id in [f["span_id"] for f in report["findings"] if f["kind"] == attack.finding]
+
+
+def test_heartbeats_are_sealed_while_idle(tmp_path: Path) -> None:
+    recorded = make_recorded(tmp_path, heartbeat_interval=0.05)
+    try:
+        wait_for("two heartbeats", lambda: recorded.handle.counters["heartbeats"] >= 2 or None, timeout_s=30)
+    finally:
+        recorded.handle.shutdown(30)
+    lines = [
+        line for path in (tmp_path / "archive").glob("*.jsonl") for line in path.read_text().splitlines()
+    ]
+    seals = [r for line in lines for r in loads_line(line) if r.is_seal]
+    reasons = [attribute_of(s, c.SEAL_REASON) for s in sorted(seals, key=lambda s: s.attr_int(c.SEAL_SEQ))]
+    assert reasons[:2] == [c.SEAL_REASON_HEARTBEAT, c.SEAL_REASON_HEARTBEAT]
+    assert reasons[-1] == c.SEAL_REASON_SHUTDOWN
+    report = verify_stream(seals, Keys({}, False), now_ns=time.time_ns())
+    assert report.ok
+
+
+def attribute_of(record: SpanRecord, key: str) -> str:
+    return record.attr_str(key) or ""
+
+
+def test_truncated_tail_is_detected_once_a_heartbeat_is_overdue(tmp_path: Path) -> None:
+    archive, public, _ = signed_archive(tmp_path, decisions=3)
+    copy = Archive(archive, tmp_path / "cut")
+    from tests.tamper import cut_the_tail
+
+    cut_the_tail(copy)
+    copy.save()
+    records = [r for path in copy.files for line in path.read_text().splitlines() for r in loads_line(line)]
+    last = max(r.start_ns for r in records if r.is_seal)
+    keys = Keys({}, False)
+    assert [
+        f.kind for f in verify_stream(records, keys, now_ns=last + 10**9).findings if f.severity == "error"
+    ] == []
+    late = verify_stream(records, keys, now_ns=last + 121 * 10**9)
+    assert [f.kind for f in late.findings if f.severity == "error"] == ["truncated_tail"]
+    assert attribute is not None and public.exists()

@@ -25,7 +25,7 @@ lint: install
 	$(VENV)/bin/ruff format --check $(CODE)
 
 typecheck: install
-	$(VENV)/bin/mypy src
+	$(VENV)/bin/mypy src $(wildcard instrumentation/*/src)
 
 docs: install
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir var/site

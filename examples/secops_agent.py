@@ -4,8 +4,10 @@ The agent asks a model what to do, looks the rule up, fetches the firewall API t
 policy ``fw-change``, gets a human approval bound to the exact change, opens the rule and verifies
 reachability. A second run lacks the approval: the action guard refuses it before anything changes.
 
-The model, the rule lookup, the secret store and the firewall are plain functions here, so the
-example runs anywhere; provtrace records the same evidence whatever stands behind them.
+The rule lookup and the firewall change go through a real MCP server over stdio
+(examples/firewall_mcp_server.py), reached through the instrumented MCP client: both sides of
+each call land in the decision's trace. The model and the secret store are plain functions here,
+so the example runs anywhere; provtrace records the same evidence whatever stands behind them.
 
 Run it with ``make demo``, or directly: ``python examples/secops_agent.py`` (it prints the trace
 ids; ``provtrace reconstruct TRACE_ID --archive DIR`` shows the chain).
@@ -17,12 +19,21 @@ import json
 import os
 import secrets
 import sys
+from pathlib import Path
 from typing import Any
+
+import anyio
+from mcp import ClientSession, StdioServerParameters, stdio_client
 
 import provtrace
 
 ALERT = {"id": "INC-4711", "signal": "partner integration 10.0.0.0/24 cannot reach the API on 443"}
-FIREWALL: dict[str, list[dict[str, Any]]] = {"sg-123": []}
+FIREWALL_SERVER = StdioServerParameters(
+    command=sys.executable,
+    args=[str(Path(__file__).resolve().with_name("firewall_mcp_server.py"))],
+    # The server records its side with the same settings (home, endpoint or archive, signing key).
+    env={k: v for k, v in os.environ.items() if k.startswith(("PROVTRACE_", "OTEL_"))},
+)
 
 
 def call_model(messages: list[dict[str, str]]) -> dict[str, Any]:
@@ -40,9 +51,12 @@ def call_model(messages: list[dict[str, str]]) -> dict[str, Any]:
     }
 
 
-@provtrace.tool_call("lookup_rule")
-def lookup_rule(sg: str) -> dict[str, Any]:
-    return {"sg": sg, "rules": list(FIREWALL[sg])}
+async def firewall(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
+    """Call a firewall tool over MCP (the instrumentation records the call as a tool_call step)."""
+    result = await session.call_tool(tool, arguments)
+    if result.is_error or result.structured_content is None:
+        raise RuntimeError(f"firewall {tool} failed: {result.content}")
+    return result.structured_content
 
 
 def read_from_vault() -> str:
@@ -55,19 +69,17 @@ def evaluate_policy(request: dict[str, Any]) -> tuple[bool, str]:
     return allowed, "ticket CHG-42 open, internal range, web port" if allowed else "not allowed"
 
 
-def open_rule(request: dict[str, Any], token: str) -> dict[str, Any]:
-    if not token.startswith("fwtok-"):
-        raise PermissionError("firewall API refused the token")
-    FIREWALL[request["sg"]].append({k: request[k] for k in ("rule", "port", "proto", "cidr")})
-    return {"sg": request["sg"], "rules": list(FIREWALL[request["sg"]])}
+async def verify(session: ClientSession, request: dict[str, Any]) -> None:
+    """Read the rules back from the firewall: the change is verified by what the firewall says."""
+    with provtrace.verification(method="rule-lookup") as check:
+        rules = (await firewall(session, "lookup_rule", sg=request["sg"]))["rules"]
+        if any(r["port"] == request["port"] and r["cidr"] == request["cidr"] for r in rules):
+            check.passed(detail=f"{request['port']}/{request['proto']} from {request['cidr']} is open")
+        else:
+            check.failed(detail="the rule is not in the firewall")
 
 
-@provtrace.verification(method="port-probe")
-def probe(cidr: str, port: int) -> bool:
-    return any(r["port"] == port and r["cidr"] == cidr for r in FIREWALL["sg-123"])
-
-
-def contain(incident: dict[str, str], *, with_approval: bool) -> str:
+async def contain(session: ClientSession, incident: dict[str, str], *, with_approval: bool) -> str:
     """One decision; returns its trace id."""
     with provtrace.decision(
         f"contain {incident['id']}",
@@ -87,7 +99,7 @@ def contain(incident: dict[str, str], *, with_approval: bool) -> str:
             answer = call_model(messages)
             llm.record_output([answer])
         request = answer["proposal"]
-        before = lookup_rule(request["sg"])
+        before = await firewall(session, "lookup_rule", sg=request["sg"])
         with provtrace.secret_fetch(
             store="vault", ref="kv/fw-api-token", nhi="svc-fw", version="7"
         ) as secret:
@@ -111,20 +123,28 @@ def contain(incident: dict[str, str], *, with_approval: bool) -> str:
                 params=request,
                 require=("policy", "approval"),
             ) as action:
-                after = open_rule(request, token)
+                after = await firewall(session, "open_rule", **request, token=token)
                 action.record_change(before=before, after=after)
         except provtrace.ProvenanceViolation as refusal:
             print(f"guard refused the change: {refusal} ({', '.join(refusal.codes)})", file=sys.stderr)
             return decision.trace_id
-        probe(request["cidr"], request["port"])
+        await verify(session, request)
     return decision.trace_id
+
+
+async def both_incidents() -> tuple[str, str]:
+    async with stdio_client(FIREWALL_SERVER) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        complete = await contain(session, ALERT, with_approval=True)
+        refused = await contain(session, {**ALERT, "id": "INC-4712"}, with_approval=False)
+    return complete, refused
 
 
 def main() -> int:
     handle = provtrace.configure(service_name="secops-agent")
+    provtrace.instrument()
     try:
-        complete = contain(ALERT, with_approval=True)
-        refused = contain({**ALERT, "id": "INC-4712"}, with_approval=False)
+        complete, refused = anyio.run(both_incidents)
         delivered = handle.force_flush(timeout_s=30)
     finally:
         handle.shutdown(timeout_s=30)

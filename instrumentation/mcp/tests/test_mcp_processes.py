@@ -1,0 +1,181 @@
+"""Real MCP clients and servers in separate processes (stdio, streamable HTTP on loopback) and in
+one process, on mcp 2.x and 1.x: what each side's provtrace wrote, read back from its archive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from apps.common import AGENT_SECRET, SERVER_SECRET
+from mcp_harness import Python, Run, run_apps
+
+from provtrace import conventions as c
+from provtrace.model import KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, STATUS_ERROR, SpanRecord
+
+CALLS = [
+    "tools/call add",
+    "tools/call whoami",
+    "resources/read",
+    "prompts/get triage",
+    "tools/call fail",
+    "tools/call open_rule",
+]
+TRANSPORTS = {"stdio": "pipe", "http": "tcp", "inprocess": None}
+
+
+def by_name(spans: list[SpanRecord], name: str) -> SpanRecord:
+    found = [s for s in spans if s.name == name]
+    assert len(found) == 1, f"expected one {name!r}, got {[s.name for s in spans]}"
+    return found[0]
+
+
+def steps(spans: list[SpanRecord]) -> list[SpanRecord]:
+    return [s for s in spans if s.step == c.STEP_TOOL_CALL]
+
+
+def check_pair(
+    run: Run, line: Python, transport: str, client: SpanRecord, server: SpanRecord, decision: SpanRecord
+) -> None:
+    """One call as each side recorded it: parentage, identities, claims, equal digests."""
+    name = client.name
+    assert client.parent_span_id == decision.span_id
+    assert server.parent_span_id == client.span_id
+    assert server.parent_is_remote is (transport != "inprocess")
+    for record in (client, server):
+        a = record.attributes
+        assert a[c.STEP] == c.STEP_TOOL_CALL
+        assert a[c.DECISION_ID] == run.out["decision_id"]
+        assert a[c.MCP_METHOD_NAME] == name.split(" ")[0]
+        assert len(str(a[c.INPUT_SHA256])) == 64
+        assert len(str(a[c.OUTPUT_SHA256])) == 64
+    if (line.line, transport) != (2, "inprocess"):  # mcp 2.x's in-process dispatcher has no JSON-RPC
+        assert client.attributes[c.JSONRPC_REQUEST_ID] == server.attributes[c.JSONRPC_REQUEST_ID]
+    assert client.attributes[c.INPUT_SHA256] == server.attributes[c.INPUT_SHA256]
+    assert client.attributes[c.OUTPUT_SHA256] == server.attributes[c.OUTPUT_SHA256]
+    assert client.attributes[c.ACTOR_ID] == "test-agent"
+    assert client.attributes[c.NHI_ID] == "svc-agent"
+    assert server.attributes[c.ACTOR_ID] == "test-tools"  # the server acts; the caller is a claim
+    assert server.attributes[c.CLAIM_ACTOR_ID] == "test-agent"
+    assert server.attributes[c.CLAIM_NHI_ID] == "svc-agent"
+    assert server.attributes[c.CLAIM_CLIENT_NAME] == "mcp"
+    assert client.attributes[c.CLAIM_SERVER_NAME] == "test-tools"
+    assert c.MCP_PROTOCOL_VERSION in client.attributes
+    assert c.MCP_PROTOCOL_VERSION in server.attributes
+    assert client.attributes.get(c.NETWORK_TRANSPORT) == TRANSPORTS[transport]
+    if transport == "http":
+        assert server.attributes[c.NETWORK_TRANSPORT] == "tcp"
+    if transport != "inprocess":
+        assert str(server.attributes[c.CLAIM_PARENT]).split("-")[2] == client.span_id
+
+
+def check_nested_steps(run: Run, spans: list[SpanRecord], tool: SpanRecord) -> None:
+    """A tool's own steps nest under the server's span and continue the caller's decision."""
+    nested = sorted((s for s in spans if s.parent_span_id == tool.span_id), key=lambda s: s.start_ns)
+    assert [(s.step, s.kind) for s in nested] == [
+        (c.STEP_SECRET_FETCH, KIND_INTERNAL),
+        (c.STEP_POLICY_CHECK, KIND_INTERNAL),
+        (c.STEP_ACTION, KIND_INTERNAL),
+    ]
+    for record in nested:
+        assert record.attributes[c.DECISION_ID] == run.out["decision_id"]
+        assert record.attributes[c.ACTOR_ID] == "test-tools"
+    action = nested[2]
+    assert [link.span_id for link in action.links_of(c.LINK_AUTHORIZED_BY)] == [nested[1].span_id]
+
+
+@pytest.mark.parametrize("transport", list(TRANSPORTS))
+def test_one_trace_joins_client_and_server_with_equal_digests(
+    line: Python, transport: str, tmp_path: Path
+) -> None:
+    run = run_apps(line, "roundtrip", transport, tmp_path)
+    assert run.out["add"] == "5"
+    assert run.out["fail_is_error"] is True
+    assert run.out["whoami"] == {"baggage": {"tenant": "blue"}, "trace_id": run.trace_id}
+    spans = run.spans("agent") + run.spans("server")  # in process, both sides share one archive
+    decision = by_name(spans, "decision test roundtrip")
+    clients = {s.name: s for s in steps(spans) if s.kind == KIND_CLIENT}
+    servers = {s.name: s for s in steps(spans) if s.kind == KIND_SERVER}
+    assert sorted(clients) == sorted(servers) == sorted(CALLS)
+    assert not [s.name for s in spans if s.name.startswith("MCP send tools/call")]  # one span per call
+    assert run.quarantined() == []  # complete evidence on both sides, in enforce mode
+    for name in CALLS:
+        check_pair(run, line, transport, clients[name], servers[name], decision)
+    add = clients["tools/call add"].attributes
+    assert add[c.GEN_AI_TOOL_NAME] == "add"
+    assert add[c.GEN_AI_OPERATION_NAME] == "execute_tool"
+    assert add[c.GEN_AI_TOOL_CALL_ARGUMENTS] == '{"a":2,"b":3}'
+    read = clients["resources/read"].attributes
+    assert read[c.MCP_RESOURCE_URI] == "fw://rules/sg-123"
+    assert c.GEN_AI_OPERATION_NAME not in read
+    assert clients["prompts/get triage"].attributes[c.GEN_AI_PROMPT_NAME] == "triage"
+    for failed in (clients["tools/call fail"], servers["tools/call fail"]):
+        assert failed.attributes[c.ERROR_TYPE] == c.ERROR_TYPE_TOOL_ERROR
+        assert failed.status_code == STATUS_ERROR
+    check_nested_steps(run, spans, servers["tools/call open_rule"])
+
+
+@pytest.mark.parametrize("capture", ["full", "none"])
+def test_secrets_cross_the_wire_but_never_reach_either_sides_records(
+    line: Python, capture: str, tmp_path: Path
+) -> None:
+    env = {"PROVTRACE_CAPTURE_CONTENT": capture}
+    run = run_apps(line, "secrets", "stdio", tmp_path, agent_env=env, server_env=env)
+    assert AGENT_SECRET in run.out["echo"]  # the tools really got and returned them
+    assert SERVER_SECRET in run.out["issued"]
+    written = run.files_bytes()
+    assert len(written) > 1000
+    for secret in (AGENT_SECRET, SERVER_SECRET):
+        assert secret.encode() not in written
+    echoed = by_name(run.spans("server"), "tools/call echo").attributes
+    issued = by_name(run.spans("agent"), "tools/call issue_token").attributes
+    if capture == "full":  # content is kept, only the secrets each side learned from the other go
+        assert "[REDACTED:secret]" in str(echoed[c.GEN_AI_TOOL_CALL_ARGUMENTS])
+        assert "[REDACTED:secret]" in str(issued[c.GEN_AI_TOOL_CALL_RESULT])
+    else:
+        assert c.GEN_AI_TOOL_CALL_ARGUMENTS not in echoed
+        assert c.INPUT_SHA256 not in echoed
+
+
+def test_a_cancelled_call_is_recorded_as_cancelled_on_both_sides(line: Python, tmp_path: Path) -> None:
+    run = run_apps(line, "cancel", "stdio", tmp_path)
+    assert run.out["cancelled"] is True
+    assert run.quarantined() == []  # a call that failed has no output to digest: still complete
+    for side, kind in (("agent", KIND_CLIENT), ("server", KIND_SERVER)):
+        (blocked,) = [s for s in run.records(side) if s.name == "tools/call block"]
+        assert blocked.kind == kind
+        assert blocked.status_code == STATUS_ERROR
+        assert blocked.attributes[c.ERROR_TYPE] == "CancelledError"
+        assert c.OUTPUT_SHA256 not in blocked.attributes
+
+
+def test_a_server_crashing_mid_call_leaves_the_agent_running_and_its_evidence(
+    line: Python, tmp_path: Path
+) -> None:
+    run = run_apps(line, "crash", "stdio", tmp_path)
+    assert run.out["survived"] is True
+    assert run.out["error"] in ("MCPError", "McpError")
+    (call,) = [s for s in run.records("agent") if s.name == "tools/call crash"]
+    assert call.kind == KIND_CLIENT
+    assert call.status_code == STATUS_ERROR
+    assert call.attributes[c.RPC_RESPONSE_STATUS_CODE] == call.attributes[c.ERROR_TYPE]  # JSON-RPC code
+    assert [e.name for e in call.events] == ["exception"]
+
+
+def test_unsampled_or_forged_traceparents_never_suppress_server_evidence(
+    line: Python, tmp_path: Path
+) -> None:
+    annotate = {"PROVTRACE_COMPLETENESS": "annotate"}  # a bare client sends no decision to check
+    run = run_apps(line, "forged", "stdio", tmp_path, agent_env={"MCP_TEST_BARE": "1"}, server_env=annotate)
+    assert run.out == {"unsampled": "2", "malformed": "2"}
+    calls = [r for r in run.records("server") if r.name == "tools/call add"]
+    claimed = {r.attributes[c.CLAIM_PARENT]: r for r in calls}
+    unsampled = claimed["00-5a1ce0ffee5a1ce0ffee5a1ce0ffee01-00f067aa0ba902b7-00"]
+    assert unsampled.trace_id == "5a1ce0ffee5a1ce0ffee5a1ce0ffee01"
+    assert unsampled.parent_span_id == "00f067aa0ba902b7"
+    assert unsampled.parent_is_remote
+    assert unsampled.attributes[c.UPSTREAM_SAMPLED] is False
+    malformed = claimed["00-not-a-trace-context-zz"]
+    assert malformed.parent_span_id == ""
+    assert malformed.trace_id != unsampled.trace_id
+    for record in (unsampled, malformed):
+        assert len(str(record.attributes[c.OUTPUT_SHA256])) == 64

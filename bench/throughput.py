@@ -19,7 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 import provtrace
 from bench.overhead import DropExporter
@@ -86,14 +86,18 @@ def feed(processor: SpanProcessor, spans: Sequence[ReadableSpan]) -> None:
         processor.on_end(span)
 
 
-def baseline(spans: Sequence[ReadableSpan]) -> float:
-    processor = BatchSpanProcessor(DropExporter(), max_queue_size=len(spans) + 1)
+def batch_processor_rate(exporter: SpanExporter, spans: Sequence[ReadableSpan]) -> float:
+    processor = BatchSpanProcessor(exporter, max_queue_size=len(spans) + 1)
     start = time.perf_counter()
     feed(processor, spans)
     processor.force_flush(timeout_millis=600_000)
     elapsed = time.perf_counter() - start
     processor.shutdown()
     return len(spans) / elapsed
+
+
+def baseline(spans: Sequence[ReadableSpan]) -> float:
+    return batch_processor_rate(DropExporter(), spans)
 
 
 class EncodeToFile(DropExporter):
@@ -113,13 +117,7 @@ class EncodeToFile(DropExporter):
 
 def baseline_encoding(spans: Sequence[ReadableSpan]) -> float:
     with tempfile.TemporaryDirectory() as home:
-        processor = BatchSpanProcessor(EncodeToFile(Path(home) / "spans.pb"), max_queue_size=len(spans) + 1)
-        start = time.perf_counter()
-        feed(processor, spans)
-        processor.force_flush(timeout_millis=600_000)
-        elapsed = time.perf_counter() - start
-        processor.shutdown()
-    return len(spans) / elapsed
+        return batch_processor_rate(EncodeToFile(Path(home) / "spans.pb"), spans)
 
 
 def checking_only(spans: Sequence[ReadableSpan]) -> float:

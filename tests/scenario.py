@@ -10,8 +10,9 @@ REQ = {"sg": "sg-123", "rule": "rule-9", "port": 443, "proto": "tcp", "cidr": "1
 SECRET = "tok-scenario-8c1f0e2d"
 
 
-def reference_scenario(*, approve: bool = True, secret: str = SECRET) -> dict[str, Any]:
-    """One decision through all eight steps; returns the step handles by name."""
+def reference_scenario(*, approve: bool = True, guard: bool = False, secret: str = SECRET) -> dict[str, Any]:
+    """One decision through all eight steps; returns the step handles by name. Without ``guard``
+    the action runs even without approval (to exercise the completeness check)."""
     handles: dict[str, Any] = {}
     with provtrace.decision(
         "contain INC-4711", trigger="alert:INC-4711", actor="secops-agent", nhi="svc-secops@prod"
@@ -39,7 +40,11 @@ def reference_scenario(*, approve: bool = True, secret: str = SECRET) -> dict[st
                 a.approve(reason="matches change window")
                 handles["approval"] = a
         with provtrace.action(
-            "firewall.rule.open", target="sg-123/rule-9", privileged=True, params=REQ
+            "firewall.rule.open",
+            target="sg-123/rule-9",
+            privileged=True,
+            params=REQ,
+            require=("policy", "approval") if guard else (),
         ) as act:
             act.record_change(before={"open": []}, after={"open": [443]})
             act.set_attribute("firewall.change.ratio", 0.25)

@@ -14,9 +14,9 @@ import provtrace
 from provtrace import conventions as c
 from provtrace.content import digest
 from tests.conftest import Recorded
+from tests.scenario import REQ, reference_scenario
 
 REQ_JSON = '{"sg":"sg-123","rule":"rule-9","port":443,"proto":"tcp","cidr":"10.0.0.0/24"}'
-REQ = {"sg": "sg-123", "rule": "rule-9", "port": 443, "proto": "tcp", "cidr": "10.0.0.0/24"}
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -32,48 +32,8 @@ def mirror(*links: tuple[str, ReadableSpan]) -> tuple[str, ...]:
     return tuple(f"{kind}:{span.context.trace_id:032x}:{span.context.span_id:016x}" for kind, span in links)
 
 
-def run_reference_scenario() -> dict[str, Any]:
-    handles: dict[str, Any] = {}
-    with provtrace.decision(
-        "contain INC-4711", trigger="alert:INC-4711", actor="secops-agent", nhi="svc-secops@prod"
-    ) as d:
-        handles["decision"] = d
-        with provtrace.llm_call(model="gpt-4o", provider="openai") as llm:
-            llm.record_input([{"role": "user", "content": "alert INC-4711"}])
-            llm.record_output([{"role": "assistant", "content": "open 443/tcp on sg-123"}])
-            handles["llm"] = llm
-        with provtrace.tool_call("lookup_rule") as tool:
-            tool.record_input({"sg": "sg-123"})
-            tool.record_output({"rules": []})
-            handles["tool"] = tool
-        with provtrace.secret_fetch(store="vault", ref="kv/fw-api-token", nhi="svc-fw") as s:
-            s.record_value("tok-unit-8c1f0e2d", version="7")
-            handles["secret"] = s
-        with provtrace.policy_check("fw-change", version="3", engine="opa", input=REQ) as p:
-            p.allow(reason="ticket CHG-42 open")
-            handles["policy"] = p
-        with provtrace.approval(
-            approver="alice@example.com", method="slack", ticket="CHG-42", for_action=REQ
-        ) as a:
-            a.approve(reason="matches change window")
-            handles["approval"] = a
-        with provtrace.action(
-            "firewall.rule.open",
-            target="sg-123/rule-9",
-            privileged=True,
-            params=REQ,
-            require=("policy", "approval"),
-        ) as act:
-            act.record_change(before={"open": []}, after={"open": [443]})
-            handles["action"] = act
-        with provtrace.verification(of=act, method="port-probe") as v:
-            v.passed(detail="443/tcp reachable from 10.0.0.0/24")
-            handles["verification"] = v
-    return handles
-
-
 def test_reference_scenario_names_attributes_and_links(recorded: Recorded) -> None:
-    h = run_reference_scenario()
+    h = reference_scenario(guard=True)
     decision_id = h["decision"].id
     assert re.fullmatch(r"[0-9a-f]{32}", decision_id)
     common = {c.DECISION_ID: decision_id, c.ACTOR_ID: "secops-agent", c.CAPTURE_MODE: "redacted"}
@@ -106,6 +66,8 @@ def test_reference_scenario_names_attributes_and_links(recorded: Recorded) -> No
         c.OUTPUT_SHA256: digest([{"role": "assistant", "content": "open 443/tcp on sg-123"}]),
         c.GEN_AI_INPUT_MESSAGES: '[{"role":"user","content":"alert INC-4711"}]',
         c.GEN_AI_OUTPUT_MESSAGES: '[{"role":"assistant","content":"open 443/tcp on sg-123"}]',
+        c.GEN_AI_USAGE_INPUT_TOKENS: 12,
+        c.GEN_AI_USAGE_OUTPUT_TOKENS: 9,
     }
     assert links_of(llm) == []
 
@@ -192,6 +154,7 @@ def test_reference_scenario_names_attributes_and_links(recorded: Recorded) -> No
         c.CHANGE_BEFORE_CONTENT: '{"open":[]}',
         c.CHANGE_AFTER_SHA256: digest({"open": [443]}),
         c.CHANGE_AFTER_CONTENT: '{"open":[443]}',
+        "firewall.change.ratio": 0.25,
         c.OUTCOME: "success",
     }
     assert links_of(action) == [

@@ -21,6 +21,7 @@ from pathlib import Path
 
 _JOURNAL = re.compile(r"^journal-(\d{8})\.jsonl$")
 DEFAULT_FILE_BYTES = 8 * 1024 * 1024
+DEFAULT_READ_BYTES = 4 * 1024 * 1024
 
 
 class SpoolError(OSError):
@@ -103,21 +104,29 @@ class Spool:
 
     # --- reading and acknowledging ----------------------------------------------------------
 
-    def read(self, sink: str, max_lines: int = 256) -> tuple[list[str], Position]:
-        """Up to ``max_lines`` complete lines not yet acknowledged by ``sink``."""
+    def read(
+        self, sink: str, max_lines: int = 256, max_bytes: int = DEFAULT_READ_BYTES
+    ) -> tuple[list[str], Position]:
+        """Complete lines not yet acknowledged by ``sink``: at most ``max_lines`` and, past the
+        first line, at most ``max_bytes`` (a collector refuses requests beyond a size)."""
         with self._lock:
             position = self._cursors[sink]
             current = self._current
         lines: list[str] = []
-        while len(lines) < max_lines and position.file <= current:
-            path = self._path(position.file)
-            chunk, offset = _read_lines(path, position.offset, max_lines - len(lines))
+        budget = max_bytes
+        while position.file <= current:
+            chunk, offset = _read_lines(
+                self._path(position.file), position.offset, max_lines - len(lines), budget, first=not lines
+            )
             lines.extend(chunk)
+            budget -= sum(len(line.encode("utf-8")) for line in chunk)
             position = Position(position.file, offset)
-            if len(lines) < max_lines:
-                if position.file >= current:
-                    break
-                position = Position(position.file + 1, 0)
+            if position.file >= current or len(lines) >= max_lines or budget <= 0:
+                break
+            if offset < self._size(position.file) and (chunk or lines):
+                break  # the next line did not fit this batch
+            # The file is done (an older file's torn last line, from a crash mid-write, is skipped).
+            position = Position(position.file + 1, 0)
         return lines, position
 
     def ack(self, sink: str, position: Position) -> None:
@@ -208,16 +217,24 @@ class Spool:
                     self._path(number).unlink()
 
 
-def _read_lines(path: Path, offset: int, max_lines: int) -> tuple[list[str], int]:
-    """Complete lines from ``offset``; a partly written last line is left for later."""
+def _read_lines(
+    path: Path, offset: int, max_lines: int, max_bytes: int, *, first: bool
+) -> tuple[list[str], int]:
+    """Complete lines from ``offset`` within the budget (the first line of a batch always fits);
+    a partly written last line is left for later."""
     try:
         with open(path, "rb") as handle:
             handle.seek(offset)
             lines: list[str] = []
             while len(lines) < max_lines:
+                start = handle.tell()
                 line = handle.readline()
                 if not line.endswith(b"\n"):
                     break
+                if len(line) > max_bytes and not (first and not lines):
+                    handle.seek(start)
+                    break
+                max_bytes -= len(line)
                 lines.append(line.decode("utf-8"))
                 offset += len(line)
     except FileNotFoundError:

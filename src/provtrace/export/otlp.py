@@ -6,7 +6,7 @@ arrives is exactly what was sealed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -73,19 +73,49 @@ def to_readable_span(record: SpanRecord) -> ReadableSpan:
     )
 
 
+MAX_REQUEST_BYTES = 4 * 1024 * 1024  # well under the collector's default 20 MiB request limit
+
+
+def request_chunks(lines: Sequence[str], max_bytes: int) -> Iterator[list[SpanRecord]]:
+    """The records of ``lines`` in groups of at most about ``max_bytes`` (OTLP/JSON size)."""
+    chunk: list[SpanRecord] = []
+    size = 0.0
+    for line in lines:
+        records = loads_line(line)
+        each = len(line) / max(1, len(records))
+        for record in records:
+            if chunk and size + each > max_bytes:
+                yield chunk
+                chunk, size = [], 0.0
+            chunk.append(record)
+            size += each
+    if chunk:
+        yield chunk
+
+
 class OtlpSink:
     name = "otlp"
 
     def __init__(
-        self, endpoint: str, *, headers: Mapping[str, str] | None = None, timeout_s: float = 10.0
+        self,
+        endpoint: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 10.0,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
         self.endpoint = endpoint
+        self._max_request_bytes = max_request_bytes
         self._exporter = OTLPSpanExporter(endpoint=endpoint, headers=dict(headers or {}), timeout=timeout_s)
 
     def send(self, lines: Sequence[str]) -> None:
-        spans = [to_readable_span(record) for line in lines for record in loads_line(line)]
-        if self._exporter.export(spans) is not SpanExportResult.SUCCESS:
-            raise SinkError(f"the collector at {self.endpoint} did not accept {len(spans)} spans")
+        """Export in requests the collector accepts; a huge segment is split across requests (its
+        seal still covers every span). A failure fails the whole batch, which is then retried:
+        delivery is at least once."""
+        for chunk in request_chunks(lines, self._max_request_bytes):
+            spans = [to_readable_span(record) for record in chunk]
+            if self._exporter.export(spans) is not SpanExportResult.SUCCESS:
+                raise SinkError(f"the collector at {self.endpoint} did not accept {len(spans)} spans")
 
     def close(self) -> None:
         self._exporter.shutdown()  # type: ignore[no-untyped-call]

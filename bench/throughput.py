@@ -80,7 +80,7 @@ def recorded_spans() -> list[ReadableSpan]:
 
 
 def feed(processor: SpanProcessor, spans: Sequence[ReadableSpan]) -> None:
-    for span in spans:
+    for span in sorted(spans, key=lambda s: s.start_time or 0):  # spans start in this order
         processor.on_start(span)  # type: ignore[arg-type] - a ReadableSpan carries what on_start reads
     for span in spans:
         processor.on_end(span)

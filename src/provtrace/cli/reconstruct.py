@@ -110,14 +110,13 @@ def _text(chain: DecisionChain, *, markdown: bool) -> str:
     out.append("")
     out.append(f"{heading}Steps" if markdown else "Steps:")
     for step in chain.steps:
-        who = ", ".join(
-            x
-            for x in (
-                f"actor {step.actor}" if step.actor else "",
-                f"as {step.nhi}" if step.nhi else "",
-            )
-            if x
+        home = chain.decisions[0].service if chain.decisions else ""
+        parts = (
+            f"actor {step.actor}" if step.actor else "",
+            f"as {step.nhi}" if step.nhi else "",
+            f"in {step.service}" if step.service and step.service != home else "",
         )
+        who = ", ".join(part for part in parts if part)
         line = f"{step.index}. {timestamp(step.start_ns)} {step.step}: {describe(step)}"
         out.append(
             ("" if markdown else "  ")

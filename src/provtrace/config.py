@@ -120,7 +120,7 @@ class _SlotProcessor(SpanProcessor):
                 handle.pipeline.recording_error("span start", exc)
 
     def on_end(self, span: ReadableSpan) -> None:
-        handle = _current
+        handle = _current or _last  # after shutdown, the closed pipeline reports the span as lost
         if handle is not None:
             try:
                 handle.pipeline.processor.on_end(span)
@@ -139,6 +139,7 @@ class _SlotProcessor(SpanProcessor):
 
 _lock = threading.Lock()
 _current: Provtrace | None = None
+_last: Provtrace | None = None
 _own_provider: TracerProvider | None = None
 _attached: weakref.WeakSet[TracerProvider] = weakref.WeakSet()
 
@@ -343,7 +344,7 @@ def configure(
     ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``), sealed segments go to the local archive directory.
     Calling ``configure()`` again shuts the previous pipeline down first.
     """
-    global _current
+    global _current, _last
     settings, capture = build_settings(
         service_name,
         endpoint,
@@ -376,7 +377,7 @@ def configure(
     handle = Provtrace(pipeline, capture, provider)
     metrics.register(meter_provider)
     with _lock:
-        _current = handle
+        _current = _last = handle
     return handle
 
 

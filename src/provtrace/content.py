@@ -289,8 +289,10 @@ class SecretRegistry:
         self._pattern: re.Pattern[str] | None = None
 
     def add(self, value: object) -> None:
-        """Taint every string leaf of ``value`` (a string, bytes or a structure of them)."""
-        new = {v for leaf in _string_leaves(value) for v in _variants(leaf)}
+        """Taint every string leaf of ``value``: a string, bytes, a structure of them, or any object
+        content capture would record (dataclasses and pydantic models are walked the same way)."""
+        leaves = {*_string_leaves(value), *_string_leaves(to_jsonable(value))}
+        new = {v for leaf in leaves for v in _variants(leaf)}
         with self._lock:
             if new <= self._variants:
                 return

@@ -32,7 +32,7 @@ from provtrace.processor import ProcessorLimits, ProvenanceProcessor, RawSegment
 from provtrace.records import Segment, TraceMemory, convert, end_after
 from provtrace.rules import Rule, SegmentContext, Violation, evaluate
 from provtrace.spool import Spool, SpoolError
-from provtrace.tracing import now_ns
+from provtrace.tracing import now_ns, suppress_instrumentation
 
 logger = logging.getLogger("provtrace")
 
@@ -125,7 +125,7 @@ def new_stream_id(service_name: str) -> str:
 
 
 class Pipeline:
-    def __init__(self, settings: PipelineSettings) -> None:
+    def __init__(self, settings: PipelineSettings, *, adopt_orphans: bool = True) -> None:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
         self.settings = settings
@@ -147,22 +147,36 @@ class Pipeline:
             fsync=settings.spool_fsync,
         )
         self.quarantine = Quarantine(settings.quarantine_dir)
-        self.processor = ProvenanceProcessor(self._submit, limits=settings.limits)
+        self.processor = ProvenanceProcessor(
+            self._submit, limits=settings.limits, on_lost=lambda: self.counters.add("spans_lost")
+        )
         self._memory = TraceMemory()
         self._queue: queue.Queue[RawSegment | Segment | None] = queue.Queue(
             maxsize=settings.max_pending_segments
         )
         self._progress = threading.Condition()
         self._unspooled: list[str] = []
+        self._reentrant: list[RawSegment | Segment] = []
         self._spool_problem = ""
         self._delivery_problem: dict[str, str] = {}
         self._last_seal = time.monotonic()
         self._closing = threading.Event()
+        self._shutdown_lock = threading.Lock()
         self._sealer_done = threading.Event()
         self._stopped = False
-        self._orphans: list[Spool] = list(
-            Spool.adopt_orphans(settings.spool_dir, self.spool.directory, [s.name for s in self.sinks])
+        self._orphans: list[Spool] = (
+            list(Spool.adopt_orphans(settings.spool_dir, self.spool.directory, [s.name for s in self.sinks]))
+            if adopt_orphans
+            else []
         )
+        for orphan in self._orphans:
+            if orphan.foreign_sinks:
+                logger.warning(
+                    "provtrace spool %s holds evidence for %s, which this process does not deliver "
+                    "to; it is kept for a process that does",
+                    orphan.directory,
+                    ", ".join(orphan.foreign_sinks),
+                )
         self._sealer_thread = threading.Thread(target=self._seal_loop, name="provtrace-sealer", daemon=True)
         self._delivery_thread = threading.Thread(
             target=self._delivery_loop, name="provtrace-delivery", daemon=True
@@ -181,9 +195,27 @@ class Pipeline:
     # --- agent side -------------------------------------------------------------------------
 
     def _submit(self, segment: RawSegment | Segment) -> None:
-        """Called by the processor on the thread that ended the span; blocks only when the
-        sealer is ``max_pending_segments`` behind (back-pressure instead of loss)."""
-        self._queue.put(segment)
+        """Called by the processor on the thread that ended the span; blocks only while the
+        sealer is ``max_pending_segments`` behind (back-pressure instead of loss). Spans ended on
+        the sealer thread itself (a violation handler's) are queued aside, never waited for."""
+        if threading.current_thread() is self._sealer_thread:
+            self._reentrant.append(segment)
+            return
+        while True:
+            try:
+                self._queue.put(segment, timeout=1.0)
+                return
+            except queue.Full:
+                if not self._sealer_thread.is_alive():
+                    self._lost(segment, "the sealer thread is not running")
+                    return
+
+    def _lost(self, item: RawSegment | Segment, reason: str) -> None:
+        """Report spans that cannot be sealed: counted and logged with their trace, never silent."""
+        count = len(item.spans) if isinstance(item, RawSegment) else len(item.records)
+        trace = f"{item.trace_id:032x}" if isinstance(item.trace_id, int) else item.trace_id
+        self.counters.add("spans_lost", count)
+        logger.error("provtrace lost %d span(s) of trace %s: %s", count, trace, reason)
 
     def recording_error(self, where: str, exc: BaseException) -> None:
         from provtrace.content import REDACTOR
@@ -202,6 +234,8 @@ class Pipeline:
             problems.append("provtrace is shut down")
         if not self._sealer_thread.is_alive():
             problems.append("the sealer thread is not running")
+        if not self._delivery_thread.is_alive():
+            problems.append("the delivery thread is not running")
         if self._spool_problem:
             problems.append(self._spool_problem)
         return Health(not problems, tuple(problems))
@@ -209,6 +243,7 @@ class Pipeline:
     # --- sealer -----------------------------------------------------------------------------
 
     def _seal_loop(self) -> None:
+        suppress_instrumentation()
         tick = min(1.0, self.settings.heartbeat_interval_s / 2)
         closing = False
         while True:
@@ -220,18 +255,20 @@ class Pipeline:
             except queue.Empty:
                 pass
             lines = list(self._unspooled)
-            for item in batch:
-                if item is None:
-                    closing = True
-                else:
-                    lines.append(self._process(item))
-            for raw in self.processor.sweep():
-                lines.append(self._process(raw))
-            now = time.monotonic()
-            if closing:
-                lines.append(self._heartbeat(c.SEAL_REASON_SHUTDOWN))
-            elif now - self._last_seal >= self.settings.heartbeat_interval_s:
-                lines.append(self._heartbeat(c.SEAL_REASON_HEARTBEAT))
+            work: list[RawSegment | Segment] = [item for item in batch if item is not None]
+            closing = closing or len(work) < len(batch)
+            work += self.processor.sweep()
+            while work:
+                for item in work:
+                    self._seal_one(item, lines)
+                work, self._reentrant = self._reentrant, []
+            try:
+                if closing:
+                    lines.append(self._heartbeat(c.SEAL_REASON_CLOSE))
+                elif time.monotonic() - self._last_seal >= self.settings.heartbeat_interval_s:
+                    lines.append(self._heartbeat(c.SEAL_REASON_HEARTBEAT))
+            except Exception as exc:  # noqa: BLE001 - a heartbeat that fails is retried next tick
+                self.recording_error("heartbeat", exc)
             if lines:
                 self._persist(lines)
             for _ in batch:
@@ -241,6 +278,15 @@ class Pipeline:
                 with self._progress:
                     self._progress.notify_all()
                 return
+
+    def _seal_one(self, item: RawSegment | Segment, lines: list[str]) -> None:
+        """Check, quarantine and seal one segment; an error here loses the segment, loudly,
+        but never stops the sealer."""
+        try:
+            lines.append(self._process(item))
+        except Exception as exc:  # noqa: BLE001
+            self.recording_error("segment", exc)
+            self._lost(item, f"sealing failed ({type(exc).__name__})")
 
     def _persist(self, lines: list[str]) -> None:
         try:
@@ -286,6 +332,7 @@ class Pipeline:
                 reason=segment.reason,
                 open_span_ids=segment.open_span_ids,
                 earlier=segment.earlier,
+                known_ids=segment.known_ids,
                 leaks=segment.leaks,
             )
             violations, failed = evaluate(ctx, self.settings.rules)
@@ -422,6 +469,7 @@ class Pipeline:
     # --- delivery ---------------------------------------------------------------------------
 
     def _delivery_loop(self) -> None:
+        suppress_instrumentation()
         retry_at: dict[str, float] = {}
         backoff: dict[str, float] = {}
         while True:
@@ -430,12 +478,9 @@ class Pipeline:
                 for sink in self.sinks:
                     if time.monotonic() < retry_at.get(sink.name, 0.0):
                         continue
-                    lines, position = spool.read(sink.name)
-                    if not lines:
-                        continue
                     try:
-                        sink.send(lines)
-                    except Exception as exc:  # noqa: BLE001 - any sink failure is retried
+                        moved = self._deliver(spool, sink) or moved
+                    except Exception as exc:  # noqa: BLE001 - any failure is retried, never fatal
                         self.counters.add("delivery_failures")
                         delay = min(30.0, backoff.get(sink.name, 0.25) * 2)
                         backoff[sink.name] = delay
@@ -444,13 +489,9 @@ class Pipeline:
                             logger.warning("provtrace delivery to %s failed (%s); retrying", sink.name, exc)
                         self._delivery_problem[sink.name] = str(exc)
                         continue
-                    spool.ack(sink.name, position)
-                    if spool is self.spool:
-                        self.counters.add("segments_delivered", len(lines))
                     backoff.pop(sink.name, None)
                     if self._delivery_problem.pop(sink.name, None):
                         logger.warning("provtrace delivery to %s recovered", sink.name)
-                    moved = True
             self._release_finished_orphans()
             with self._progress:
                 self._progress.notify_all()
@@ -458,6 +499,17 @@ class Pipeline:
                     return
                 if not moved:
                     self._progress.wait(timeout=0.5)
+
+    def _deliver(self, spool: Spool, sink: Sink) -> bool:
+        """One batch from ``spool`` to ``sink``; True when something moved."""
+        lines, position = spool.read(sink.name)
+        if not lines:
+            return False
+        sink.send(lines)
+        spool.ack(sink.name, position)
+        if spool is self.spool:
+            self.counters.add("segments_delivered", len(lines))
+        return True
 
     def _release_finished_orphans(self) -> None:
         for orphan in list(self._orphans):
@@ -483,22 +535,30 @@ class Pipeline:
         return self.wait_until_delivered(timeout_s)
 
     def shutdown(self, timeout_s: float = 30.0) -> bool:
-        if self._closing.is_set():
-            return True
+        """Seal what is buffered, close the stream, deliver; True when nothing was left behind.
+        Only the first call does the work."""
+        with self._shutdown_lock:
+            if self._closing.is_set():
+                return self._sealer_done.is_set() and not self.spool.pending()
+            self._closing.set()
         self.processor.shutdown()
-        self._closing.set()
         self._queue.put(None)
-        self._sealer_done.wait(timeout=timeout_s)
-        delivered = self.wait_until_delivered(timeout_s)
+        sealed = self._sealer_done.wait(timeout=timeout_s)
+        delivered = sealed and self.wait_until_delivered(timeout_s)
         with self._progress:
             self._stopped = True
             self._progress.notify_all()
         for sink in self.sinks:
             sink.close()  # also interrupts an export that is still retrying
         self._delivery_thread.join(timeout=10)
-        lost = self.processor.spans_after_shutdown
-        if lost:
-            self.counters.add("spans_lost", lost)
+        if not sealed:
+            logger.error(
+                "provtrace could not seal all evidence within %.0fs of shutdown; what was sealed "
+                "stays in %s for the next process to deliver",
+                timeout_s,
+                self.spool.directory,
+            )
+            return False
         if not delivered:
             logger.error(
                 "provtrace shut down with %d bytes of sealed evidence not yet delivered; they stay "

@@ -72,8 +72,10 @@ class ProvenanceProcessor(SpanProcessor):
         *,
         limits: ProcessorLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_lost: Callable[[], None] = lambda: None,
     ) -> None:
         self._emit = emit
+        self._on_lost = on_lost
         self.limits = limits or ProcessorLimits()
         self._clock = clock
         self._lock = threading.Lock()
@@ -112,6 +114,7 @@ class ProvenanceProcessor(SpanProcessor):
         with self._lock:
             if self._closed:
                 self.spans_after_shutdown += 1
+                self._on_lost()
                 logger.error(
                     "span %016x of trace %032x ended after provtrace shut down; it is lost",
                     ctx.span_id,
@@ -185,8 +188,10 @@ class ProvenanceProcessor(SpanProcessor):
         segments: list[RawSegment] = []
         with self._lock:
             for root, subtree in list(self._subtrees.items()):
-                overdue = subtree.first_seen <= deadline and not subtree.root_ended
-                if overdue and (subtree.spans or not subtree.timed_out):
+                overdue = subtree.first_seen <= deadline
+                # An open root is flushed once, then whatever ends under it; a root that ended
+                # but still waits on stragglers has its ended spans flushed rather than held.
+                if overdue and (subtree.spans or not (subtree.timed_out or subtree.root_ended)):
                     subtree.timed_out = True
                     segments.append(self._take(root, c.SEAL_REASON_TIMEOUT))
         return segments

@@ -18,14 +18,15 @@ from provtrace.content import SECRETS, valid_text
 from provtrace.model import AttrValue, EventRecord, LinkRecord, SpanRecord, freeze_attributes
 from provtrace.processor import RawSegment
 
-_KIND = {
+# SDK enums to OTLP numbers (and back, for the exporter).
+SPAN_KINDS = {
     SpanKind.INTERNAL: 1,
     SpanKind.SERVER: 2,
     SpanKind.CLIENT: 3,
     SpanKind.PRODUCER: 4,
     SpanKind.CONSUMER: 5,
 }
-_STATUS = {StatusCode.UNSET: 0, StatusCode.OK: 1, StatusCode.ERROR: 2}
+STATUS_CODES = {StatusCode.UNSET: 0, StatusCode.OK: 1, StatusCode.ERROR: 2}
 
 
 def to_micros(ns: int) -> int:
@@ -54,6 +55,7 @@ class Segment:
     open_span_ids: tuple[str, ...] = ()
     leaks: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     earlier: Mapping[str, SpanRecord] = dataclasses.field(default_factory=dict)
+    known_ids: frozenset[str] = frozenset()  # every span id of the trace sealed earlier
     preset_codes: tuple[str, ...] | None = None  # a released quarantine segment keeps its verdict
     lost: tuple[str, ...] = ()  # span ids that could not be converted
 
@@ -96,24 +98,28 @@ class _Scrubber(_Copier):
             return SECRETS.scrub(value)
         return value
 
+    def value(self, value: AttrValue, field: str) -> AttrValue:
+        if isinstance(value, str):
+            return self.text(value, field)
+        if isinstance(value, tuple):
+            return tuple(self.value(v, field) for v in value)  # type: ignore[misc]
+        if not isinstance(value, bool) and self._secrets and SECRETS.contains_secret(str(value)):
+            self.fields.append(field)  # a numeric secret (a PIN, an account number)
+            return SECRETS.scrub(str(value))
+        return value
+
     def attributes(self, attributes: Mapping[str, object] | None, where: str) -> dict[str, AttrValue]:
+        """Field names are built from the scrubbed key: they travel in violation details."""
         out: dict[str, AttrValue] = {}
         for key, value in freeze_attributes(attributes).items():
             clean_key = self.text(key, f"{where}key")
-            if isinstance(value, str):
-                out[clean_key] = self.text(value, f"{where}{key}")
-            elif isinstance(value, tuple):
-                out[clean_key] = tuple(
-                    self.text(v, f"{where}{key}") if isinstance(v, str) else v for v in value
-                )
-            else:
-                out[clean_key] = value
+            out[clean_key] = self.value(value, f"{where}{clean_key}")
         return out
 
 
 def _texts(record: SpanRecord) -> list[str]:
-    """Every string of a record, to test all of them at once."""
-    texts = [record.name, record.status_message]
+    """Every string of a record (numbers as text too), to test all of them at once."""
+    texts = [record.name, record.status_message, record.scope_name, record.scope_version, record.trace_state]
     groups = [
         record.attributes,
         *(e.attributes for e in record.events),
@@ -123,10 +129,10 @@ def _texts(record: SpanRecord) -> list[str]:
     for attributes in groups:
         for key, value in attributes.items():
             texts.append(key)
-            if isinstance(value, str):
-                texts.append(value)
-            elif isinstance(value, tuple):
-                texts.extend(v for v in value if isinstance(v, str))
+            if isinstance(value, tuple):
+                texts.extend(str(v) for v in value)
+            else:
+                texts.append(str(value))
     return texts
 
 
@@ -153,7 +159,10 @@ def _resource(span: ReadableSpan, overrides: Mapping[str, AttrValue]) -> dict[st
     if cached is None or cached[0] is not span.resource or cached[1] is not overrides:
         if len(_resources) > 64:
             _resources.clear()
-        merged = {**freeze_attributes(span.resource.attributes), **overrides}
+        merged = {
+            key: SECRETS.scrub(value) if isinstance(value, str) else value
+            for key, value in {**freeze_attributes(span.resource.attributes), **overrides}.items()
+        }
         cached = _resources[key] = (span.resource, overrides, merged)
     return cached[2]
 
@@ -171,10 +180,10 @@ def _build(span: ReadableSpan, resource_overrides: Mapping[str, AttrValue], clea
         parent_span_id=format_span_id(parent.span_id) if parent is not None else "",
         parent_is_remote=bool(parent is not None and parent.is_remote),
         name=clean.text(span.name, "name"),
-        kind=_KIND.get(span.kind, 1),
+        kind=SPAN_KINDS.get(span.kind, 1),
         start_ns=(start := to_micros(span.start_time or 0)),
         end_ns=end_after(start, to_micros(span.end_time or 0)),
-        status_code=_STATUS.get(span.status.status_code, 0),
+        status_code=STATUS_CODES.get(span.status.status_code, 0),
         status_message=clean.text(status_message, "status.message") if status_message else "",
         attributes=clean.attributes(span.attributes, ""),
         events=tuple(
@@ -195,30 +204,40 @@ def _build(span: ReadableSpan, resource_overrides: Mapping[str, AttrValue], clea
             for i, link in enumerate(span.links)
         ),
         resource=resource,
-        scope_name=scope.name if scope else "",
-        scope_version=(scope.version or "") if scope else "",
-        trace_state=ctx.trace_state.to_header() if ctx.trace_state else "",
+        scope_name=clean.text(scope.name, "scope.name") if scope else "",
+        scope_version=clean.text(scope.version or "", "scope.version") if scope else "",
+        trace_state=clean.text(ctx.trace_state.to_header(), "trace_state") if ctx.trace_state else "",
         dropped_attributes=span.dropped_attributes,
         dropped_events=span.dropped_events,
         dropped_links=span.dropped_links,
     )
 
 
+@dataclasses.dataclass
+class _Remembered:
+    steps: dict[str, SpanRecord] = dataclasses.field(default_factory=dict)
+    span_ids: set[str] = dataclasses.field(default_factory=set)
+
+
 class TraceMemory:
-    """Provenance records of recently sealed segments, by trace, so a later segment of the same
-    trace (stragglers, follow-ups) can resolve its parents and links. Bounded; oldest forgotten.
-    Used by the sealer thread only."""
+    """What recently sealed segments of each trace held, so a later segment of the same trace
+    (stragglers, follow-ups) can resolve its parents (any span) and links (provenance steps).
+    Bounded; the oldest traces are forgotten first. Used by the sealer thread only."""
 
     def __init__(self, capacity: int = 10_000) -> None:
         self._capacity = capacity
-        self._traces: collections.OrderedDict[str, dict[str, SpanRecord]] = collections.OrderedDict()
+        self._traces: collections.OrderedDict[str, _Remembered] = collections.OrderedDict()
 
-    def earlier(self, trace_id: str) -> dict[str, SpanRecord]:
-        return dict(self._traces.get(trace_id, {}))
+    def earlier(self, trace_id: str) -> tuple[dict[str, SpanRecord], frozenset[str]]:
+        known = self._traces.get(trace_id)
+        return (dict(known.steps), frozenset(known.span_ids)) if known else ({}, frozenset())
 
     def remember(self, trace_id: str, records: Iterable[SpanRecord]) -> None:
-        known = self._traces.setdefault(trace_id, {})
-        known.update((r.span_id, r) for r in records if r.step is not None)
+        known = self._traces.setdefault(trace_id, _Remembered())
+        for record in records:
+            known.span_ids.add(record.span_id)
+            if record.step is not None:
+                known.steps[record.span_id] = record
         self._traces.move_to_end(trace_id)
         while len(self._traces) > self._capacity:
             self._traces.popitem(last=False)
@@ -245,7 +264,7 @@ def convert(
         if leaked:
             leaks[record.span_id] = tuple(leaked)
     trace_id = format_trace_id(raw.trace_id)
-    earlier = memory.earlier(trace_id)
+    earlier, known_ids = memory.earlier(trace_id)
     memory.remember(trace_id, records)
     return Segment(
         trace_id=trace_id,
@@ -254,5 +273,6 @@ def convert(
         open_span_ids=tuple(format_span_id(i) for i in raw.open_span_ids),
         leaks=leaks,
         earlier=earlier,
+        known_ids=known_ids,
         lost=tuple(lost),
     )

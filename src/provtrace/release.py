@@ -34,6 +34,12 @@ def release_entry(
 ) -> bool:
     """Forward one entry; True when it reached every destination (else it waits in the spool)."""
     entry = store.get(entry_id)
+    altered = entry.altered()
+    if altered:
+        raise InputError(
+            f"{entry_id} was modified after it was quarantined (span {', '.join(altered)}); "
+            "refusing to release it"
+        )
     if not entry.records:
         raise InputError(f"{entry_id} holds no spans (only a record of spans that never ended)")
     service = entry.records[0].service_name or "provtrace-release"
@@ -47,7 +53,7 @@ def release_entry(
     )
     if settings.archive_dir is None and settings.endpoint is None:
         raise InputError("say where to forward: --endpoint URL or --archive DIR")
-    pipeline = Pipeline(settings)
+    pipeline = Pipeline(settings, adopt_orphans=False)
     now = now_ns()
     release = SpanRecord(
         trace_id=entry.trace_id,

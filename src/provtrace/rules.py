@@ -44,6 +44,7 @@ class SegmentContext:
     reason: str = c.SEAL_REASON_ROOT_ENDED
     open_span_ids: Sequence[str] = ()
     earlier: Mapping[str, SpanRecord] = dataclasses.field(default_factory=dict)
+    known_ids: frozenset[str] = frozenset()
     leaks: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -96,7 +97,7 @@ def struct_root(ctx: SegmentContext) -> Iterator[Violation]:
 def struct_orphan(ctx: SegmentContext) -> Iterator[Violation]:
     for record in ctx.records:
         parent = record.parent_span_id
-        if parent and not record.parent_is_remote and parent not in ctx.by_id:
+        if parent and not record.parent_is_remote and parent not in ctx.by_id and parent not in ctx.known_ids:
             yield Violation(
                 c.RULE_STRUCT_ORPHAN,
                 f"parent {parent} is neither in the segment nor a remote parent",
@@ -335,7 +336,11 @@ def evaluate(ctx: SegmentContext, extra: Sequence[Rule] = ()) -> tuple[list[Viol
     failed: list[str] = []
     for rule in extra:
         try:
-            violations.extend(rule(ctx))
+            found = list(rule(ctx))
+            if not all(isinstance(v, Violation) for v in found):
+                raise TypeError("a rule must yield provtrace.Violation objects")
         except Exception:  # noqa: BLE001 - user code must not stop the check
             failed.append(getattr(rule, "__name__", repr(rule)))
+            continue
+        violations.extend(found)
     return violations, failed

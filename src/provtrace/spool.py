@@ -34,7 +34,8 @@ class Position:
     offset: int
 
 
-def _slug(stream_id: str) -> str:
+def file_safe(stream_id: str) -> str:
+    """A stream id as a file name (streams name spool directories and archive files)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", stream_id)[:120]
 
 
@@ -60,7 +61,7 @@ class Spool:
         max_file_bytes: int = DEFAULT_FILE_BYTES,
         directory: Path | None = None,
     ) -> None:
-        self.directory = directory or root / _slug(stream_id)
+        self.directory = directory or root / file_safe(stream_id)
         self.sinks = tuple(sinks)
         self._fsync = fsync
         self._max_file_bytes = max_file_bytes
@@ -75,6 +76,7 @@ class Spool:
         except OSError as exc:
             self._lock_handle.close()
             raise SpoolError(exc.errno, f"spool {self.directory} is owned by another process") from exc
+        self.foreign_sinks = self._record_sinks()
         files = self._journal_numbers()
         self._current = files[-1] if files else 1
         self._cursors = {sink: self._load_cursor(sink, files) for sink in self.sinks}
@@ -94,10 +96,15 @@ class Spool:
                     self._current += 1
                     path = self._path(self._current)
                 with open(path, "ab") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    if self._fsync:
-                        os.fsync(handle.fileno())
+                    size = handle.tell()
+                    try:
+                        handle.write(data)
+                        handle.flush()
+                        if self._fsync:
+                            os.fsync(handle.fileno())
+                    except OSError:
+                        handle.truncate(size)  # no half-written line for readers to trip on
+                        raise
             except OSError as exc:
                 raise SpoolError(exc.errno, f"cannot write spool {path}: {exc.strerror}") from exc
             self._pending_bytes += len(data) * max(1, len(self.sinks))
@@ -150,12 +157,25 @@ class Spool:
         return self._pending_bytes
 
     def close(self, *, remove_if_empty: bool = False) -> None:
-        empty = not self.pending()
+        """Release the journal; delete it only when every destination it was for has it all."""
+        empty = not self.pending() and not self.foreign_sinks
         with contextlib.suppress(OSError):
             fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
         self._lock_handle.close()
         if remove_if_empty and empty:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _record_sinks(self) -> tuple[str, ...]:
+        """Write down which destinations this journal is for, and return those it was for before
+        that this owner does not deliver to (an adopted journal keeps their evidence)."""
+        path = self.directory / "sinks.json"
+        try:
+            earlier = set(json.loads(path.read_text()))
+        except (OSError, ValueError, TypeError):
+            earlier = set()
+        foreign = tuple(sorted(earlier - set(self.sinks)))
+        _write_atomic(path, json.dumps(sorted(earlier | set(self.sinks))).encode())
+        return foreign
 
     # --- orphans ----------------------------------------------------------------------------
 

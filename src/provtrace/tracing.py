@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from opentelemetry.context import Context
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context, attach, set_value
 from opentelemetry.sdk.trace import SpanLimits
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind, TraceState, get_current_span
@@ -60,6 +60,12 @@ def audit_span_limits() -> SpanLimits:
         max_attribute_length=None,
         max_span_attribute_length=None,
     )
+
+
+def suppress_instrumentation() -> None:
+    """For provtrace's own worker threads: instrumented libraries they use (the exporter's HTTP
+    client) record nothing there, so delivering evidence never produces more evidence."""
+    attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
 
 
 def now_ns() -> int:

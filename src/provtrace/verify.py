@@ -39,6 +39,8 @@ HEARTBEAT_GAP = "heartbeat_gap"
 TRUNCATED_TAIL = "truncated_tail"
 REORDERED = "reordered"
 CONFLICTING_COPY = "conflicting_copy"
+UNREADABLE_LINE = "unreadable_line"
+PARTIAL = "partial_check"
 UNSEALED = "unsealed_trace"
 WITHHELD = "withheld_spans"
 INCOMPLETE = "incomplete_evidence"
@@ -164,13 +166,17 @@ def verify_trace(
     if not seals:
         report.add(UNSEALED, ERROR, f"no seal covers trace {trace_id}", trace_id=trace_id)
         return report
-    sealed: dict[str, str] = {}
-    withheld: dict[str, str] = {}
+    # Every digest any intact seal gives for a span id: they must all agree (a released
+    # quarantine segment is covered by its original seal, as withheld, and by the release seal).
+    sealed: dict[str, set[str]] = collections.defaultdict(set)
+    withheld: dict[str, set[str]] = collections.defaultdict(set)
     for seal in seals:
         if not check_seal(seal, keys, report):
             continue
-        sealed.update(covered(seal.attr_strings(c.SEAL_SPANS)))
-        withheld.update(covered(seal.attr_strings(c.SEAL_WITHHELD)))
+        for span_id, digest in covered(seal.attr_strings(c.SEAL_SPANS)).items():
+            sealed[span_id].add(digest)
+        for span_id, digest in covered(seal.attr_strings(c.SEAL_WITHHELD)).items():
+            withheld[span_id].add(digest)
         if seal.attr_str(c.SEAL_COMPLETENESS) == c.COMPLETENESS_INCOMPLETE:
             report.add(
                 INCOMPLETE,
@@ -181,8 +187,8 @@ def verify_trace(
             )
     for span_id, record in spans.items():
         report.spans_checked += 1
-        expected = sealed.get(span_id) or withheld.get(span_id)
-        if expected is None:
+        expected = sealed.get(span_id, set()) | withheld.get(span_id, set())
+        if not expected:
             report.add(
                 ADDED_SPAN,
                 ERROR,
@@ -190,11 +196,12 @@ def verify_trace(
                 trace_id=trace_id,
                 span_id=span_id,
             )
-        elif expected not in candidates(record):
+        elif len(expected) > 1 or not expected <= candidates(record):
             report.add(
                 ALTERED_SPAN,
                 ERROR,
-                f"span {span_id} ({record.name}) differs from what was sealed",
+                f"span {span_id} ({record.name}) differs from what was sealed"
+                + (" (its seals disagree)" if len(expected) > 1 else ""),
                 trace_id=trace_id,
                 span_id=span_id,
             )
@@ -308,7 +315,8 @@ def _check_chain(
             )
     if sequence:
         last = by_seq[sequence[-1]][0]
-        if last.reason != c.SEAL_REASON_SHUTDOWN:
+        closed = last.reason == c.SEAL_REASON_CLOSE and not last.spans and not last.withheld
+        if not closed:
             age_s = (now_ns - last.time_unix_nano) / 1e9
             if last.heartbeat_interval_s and age_s > 2 * last.heartbeat_interval_s:
                 report.add(

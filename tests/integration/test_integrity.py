@@ -14,7 +14,7 @@ import provtrace
 from provtrace import conventions as c
 from provtrace.cli.main import main as cli
 from provtrace.integrity import span_digest
-from provtrace.otlpjson import decode_traces
+from provtrace.otlpjson import decode_traces, loads_line
 from provtrace.readers.jaeger import interpretations, v1_records
 from tests.integration.stack import Agent, archived, jaeger_v1, jaeger_v3, wait_for, wait_for_spans
 from tests.scenario import reference_scenario
@@ -41,8 +41,12 @@ def collected(agent: Agent, tmp_path: Path) -> tuple[Agent, Path, list[str]]:
 
     def closing_seal_arrived() -> bool | None:
         copy = stream_only(agent.stack.archive_dir, tmp_path / f"probe-{time.monotonic_ns()}", stream)
-        text = (copy / "spans.jsonl").read_text()
-        return True if c.SEAL_REASON_SHUTDOWN in text else None
+        records = [r for line in (copy / "spans.jsonl").read_text().splitlines() for r in loads_line(line)]
+        return (
+            True
+            if any(r.is_seal and r.attr_str(c.SEAL_REASON) == c.SEAL_REASON_CLOSE for r in records)
+            else None
+        )
 
     wait_for("the closing seal", closing_seal_arrived)
     return agent, stream_only(agent.stack.archive_dir, tmp_path / "ours", stream), traces

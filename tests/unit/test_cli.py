@@ -126,11 +126,19 @@ def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None
     assert "Traceback" not in result.stderr
 
 
-def test_malformed_archive_line_names_file_and_line(tmp_path: Path) -> None:
-    (tmp_path / "bad.jsonl").write_text('{"resourceSpans": []}\n{not json\n')
-    result = run_cli("verify", "--stream", "--archive", str(tmp_path))
-    assert result.returncode == 2
-    assert f"{tmp_path / 'bad.jsonl'}:2: not OTLP/JSON trace data" in result.stderr
+def test_an_unreadable_archive_line_is_a_finding_and_the_rest_is_still_read(
+    archive: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    directory, complete, _ = archive
+    (directory / "zz-torn.jsonl").write_text('{"resourceSpans": []}\n{not json\n')
+    result = run_cli("verify", "--stream", "--archive", str(directory))
+    assert result.returncode == 1
+    assert (
+        f"ERROR unreadable_line: {directory / 'zz-torn.jsonl'}:2: not OTLP/JSON trace data" in result.stdout
+    )
+    shown = run_cli("reconstruct", complete, "--archive", str(directory))
+    assert shown.returncode == 0
+    assert f"warning: skipped {directory / 'zz-torn.jsonl'}:2" in shown.stderr
 
 
 def test_unreachable_jaeger_is_an_input_error(tmp_path: Path) -> None:

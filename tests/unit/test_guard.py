@@ -165,3 +165,26 @@ def test_refused_trace_is_forwarded_as_complete_record_of_a_refusal(recorded: Re
 def test_unknown_requirement_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="require= accepts policy, approval; unknown: ticket"):
         provtrace.action("x", target="y", require=("ticket",))
+
+
+def test_refuses_when_neither_approval_nor_action_names_parameters(recorded: Recorded) -> None:
+    ran: list[bool] = []
+    with provtrace.decision("d", trigger="t", actor="agent"):
+        allow()
+        with provtrace.approval(approver="bob") as a:
+            a.approve()
+        with pytest.raises(provtrace.ProvenanceViolation) as refusal:
+            with provtrace.action("db.drop", target="prod", privileged=True, require=GUARD):
+                ran.append(True)
+    assert ran == []
+    assert refusal.value.codes == (c.RULE_APPROVAL_BINDING,)
+
+
+def test_a_policy_check_that_later_denies_no_longer_authorises(recorded: Recorded) -> None:
+    def setup() -> None:
+        with provtrace.policy_check("fw-change", input=REQ) as p:
+            p.allow()
+            p.deny(reason="revoked: change freeze started")
+        approve()
+
+    assert refused_codes(setup) == (c.RULE_LINK_AUTHZ,)

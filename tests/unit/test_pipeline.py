@@ -129,10 +129,11 @@ def closed_port() -> int:
 
 
 def test_undelivered_evidence_stays_in_the_spool_and_the_next_process_delivers_it(tmp_path: Path) -> None:
-    unreachable = f"http://127.0.0.1:{closed_port()}"
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the archive directory should be")
     first = provtrace.configure(
         service_name="spool",
-        endpoint=unreachable,
+        archive_dir=blocked,
         spool_dir=tmp_path / "spool",
         quarantine_dir=tmp_path / "q",
         heartbeat_interval=3600,
@@ -140,8 +141,7 @@ def test_undelivered_evidence_stays_in_the_spool_and_the_next_process_delivers_i
     trace_id = reference_scenario()["decision"].trace_id
     assert not first.shutdown(timeout_s=1)
     assert first.counters["spool_pending_bytes"] > 0
-    journals = list((tmp_path / "spool").rglob("journal-*.jsonl"))
-    assert journals, "the sealed segment must wait in the spool"
+    assert list((tmp_path / "spool").rglob("journal-*.jsonl")), "the sealed segment must wait in the spool"
     second = provtrace.configure(
         service_name="spool",
         archive_dir=tmp_path / "archive",
@@ -153,6 +153,29 @@ def test_undelivered_evidence_stays_in_the_spool_and_the_next_process_delivers_i
     second.shutdown(timeout_s=30)
     assert len(archive(tmp_path, trace_id)) == 9
     assert not list((tmp_path / "spool").rglob("journal-*.jsonl"))
+
+
+def test_a_journal_for_another_destination_is_kept_for_a_process_that_has_it(tmp_path: Path) -> None:
+    unreachable = f"http://127.0.0.1:{closed_port()}"
+    first = provtrace.configure(
+        service_name="spool",
+        endpoint=unreachable,
+        spool_dir=tmp_path / "spool",
+        quarantine_dir=tmp_path / "q",
+    )
+    trace_id = reference_scenario()["decision"].trace_id
+    assert not first.shutdown(timeout_s=1)
+    second = provtrace.configure(
+        service_name="spool",
+        archive_dir=tmp_path / "archive",
+        spool_dir=tmp_path / "spool",
+        quarantine_dir=tmp_path / "q",
+    )
+    assert second.force_flush(timeout_s=30)
+    second.shutdown(timeout_s=30)
+    assert len(archive(tmp_path, trace_id)) == 9  # this process delivered it where it could
+    kept = list((tmp_path / "spool").rglob("journal-*.jsonl"))
+    assert kept, "the collector never got it: the journal must stay for a process that sends there"
 
 
 def test_counters_are_exported_as_otel_metrics(tmp_path: Path) -> None:
@@ -175,3 +198,92 @@ def test_counters_are_exported_as_otel_metrics(tmp_path: Path) -> None:
     assert values["provtrace.segments_complete"] == 1
     assert values["provtrace.spans_processed"] == 8
     assert values["provtrace.buffered_spans"] == 0
+
+
+def test_a_failing_segment_is_reported_lost_and_the_sealer_keeps_going(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def junk_rule(ctx: provtrace.SegmentContext) -> list[object]:
+        return ["not a violation"]
+
+    recorded = make_recorded(tmp_path, rules=[junk_rule])
+    original = recorded.handle.pipeline.sealer.seal
+    calls = {"n": 0}
+
+    def flaky_seal(**kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("disk on fire")
+        return original(**kwargs)
+
+    monkeypatch.setattr(recorded.handle.pipeline.sealer, "seal", flaky_seal)
+    try:
+        lost = reference_scenario()["decision"].trace_id
+        kept = reference_scenario()["decision"].trace_id
+        assert recorded.handle.force_flush(30)
+        counters = recorded.handle.counters
+    finally:
+        recorded.handle.shutdown(30)
+    assert counters["spans_lost"] == 8
+    assert counters["rule_errors"] == 2
+    assert any(f"lost 8 span(s) of trace {lost}" in r.getMessage() for r in caplog.records)
+    assert len(archive(tmp_path, kept)) == 9
+
+
+def test_a_span_ending_after_shutdown_is_counted_as_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    recorded = make_recorded(tmp_path)
+    late = recorded.handle.tracer.start_span("late")
+    recorded.handle.shutdown(30)
+    late.end()
+    assert recorded.handle.counters["spans_lost"] == 1
+    assert any("ended after provtrace shut down" in r.getMessage() for r in caplog.records)
+
+
+def test_a_tampered_quarantine_entry_is_not_released(tmp_path: Path) -> None:
+    _, incomplete, _ = run(tmp_path, "enforce")
+    (entry,) = (tmp_path / "quarantine").glob("q-*.json")
+    body = json.loads(entry.read_text())
+    text = json.dumps(body["spans"]).replace("sg-123/rule-9", "sg-999/rule-0")
+    body["spans"] = json.loads(text)
+    entry.write_text(json.dumps(body))
+    code = cli(
+        [
+            "quarantine",
+            "--dir",
+            str(tmp_path / "quarantine"),
+            "release",
+            entry.stem,
+            "--reason",
+            "x",
+            "--archive",
+            str(tmp_path / "archive"),
+        ]
+    )
+    assert code == 2
+    # An attacker who also rewrites the recorded digests gets the release through, but the
+    # original seal's withheld digests still expose the change.
+    from provtrace.export.quarantine import Quarantine
+    from provtrace.integrity import span_digest
+
+    stored = Quarantine(tmp_path / "quarantine").get(entry.stem)
+    body["digests"] = {r.span_id: span_digest(r) for r in stored.records}
+    entry.write_text(json.dumps(body))
+    assert (
+        cli(
+            [
+                "quarantine",
+                "--dir",
+                str(tmp_path / "quarantine"),
+                "release",
+                entry.stem,
+                "--reason",
+                "x",
+                "--archive",
+                str(tmp_path / "archive"),
+            ]
+        )
+        == 0
+    )
+    assert cli(["verify", incomplete, "--archive", str(tmp_path / "archive")]) == 1

@@ -118,3 +118,36 @@ def test_secret_leak_names_the_field_and_scrubs_it(tmp_path: Path) -> None:
 
 def _entries(tmp_path: Path) -> list[dict[str, object]]:
     return [json.loads(p.read_text()) for p in sorted((tmp_path / "quarantine").glob("*.json"))]
+
+
+def test_structured_secrets_and_secret_bearing_keys_never_reach_disk(tmp_path: Path) -> None:
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Lease:
+        value: str
+        ttl: int
+
+    recorded = make_recorded(tmp_path)
+    try:
+
+        @provtrace.secret_fetch(store="vault", ref="kv/lease", nhi="svc")
+        def lease() -> Lease:
+            return Lease(value="cnry-lease-Zq9pR7w2", ttl=3600)
+
+        @provtrace.tool_call("use")
+        def use(credential: Lease) -> str:
+            return "ok"
+
+        with provtrace.decision("d", trigger="t", actor="agent"):
+            use(lease())
+            with provtrace.tool_call("raw") as tool:
+                tool.record_input({})
+                tool.record_output({})
+                tool.set_attribute("hdr.cnry-lease-Zq9pR7w2", "Bearer cnry-lease-Zq9pR7w2")
+        assert recorded.handle.force_flush(10)
+    finally:
+        recorded.handle.shutdown(10)
+    written = recorded.files_bytes()
+    assert b"cnry-lease-Zq9pR7w2" not in written
+    assert b"SECRET-LEAK" in written  # the raw attribute was caught (by its scrubbed name)

@@ -6,7 +6,7 @@ import argparse
 import html
 
 from provtrace.cli.formats import add_format_argument, as_json, html_page, parse_time, timestamp
-from provtrace.cli.sources import add_source_arguments, open_source
+from provtrace.cli.sources import add_source_arguments, open_source, warn_unreadable
 from provtrace.errors import InputError
 from provtrace.readers.base import TraceQuery
 from provtrace.reconstruct import reconstruct
@@ -41,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
     )
     rows = []
-    for spans in open_source(args).traces(query):
+    source = open_source(args)
+    found = source.traces(query)
+    warn_unreadable(source)
+    for spans in found:
         chain = reconstruct(spans[0].trace_id, spans)
         names = (
             ", ".join(str(d.facts.get("provenance.decision.name", d.name)) for d in chain.decisions)

@@ -7,7 +7,7 @@ import html
 
 from provtrace import conventions as c
 from provtrace.cli.formats import add_format_argument, as_json, html_page, short, timestamp
-from provtrace.cli.sources import add_source_arguments, open_source
+from provtrace.cli.sources import add_source_arguments, open_source, warn_unreadable
 from provtrace.errors import InputError
 from provtrace.readers.jaeger import check_trace_id
 from provtrace.reconstruct import ChainStep, DecisionChain, reconstruct
@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     trace_id = check_trace_id(args.trace_id)
     source = open_source(args)
     records = source.trace(trace_id)
+    warn_unreadable(source)
     if not records:
         raise InputError(f"trace {trace_id} not found in {source.description}")
     chain = reconstruct(trace_id, records)

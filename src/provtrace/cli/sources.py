@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from provtrace.readers.archive import ArchiveSource
 from provtrace.readers.base import EvidenceSource
@@ -21,6 +22,12 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         default="v3",
         help="which Jaeger query API to read (default v3; v1 is the UI's API)",
     )
+
+
+def warn_unreadable(source: EvidenceSource) -> None:
+    """Archive lines that could not be read were skipped: say so on stderr."""
+    for problem in getattr(source, "unreadable", ()):
+        print(f"provtrace: warning: skipped {problem}", file=sys.stderr)
 
 
 def open_source(args: argparse.Namespace) -> EvidenceSource:

@@ -17,6 +17,9 @@ from provtrace.readers.jaeger import JaegerSource, check_trace_id, interpretatio
 from provtrace.verify import (
     CONFLICTING_COPY,
     ERROR,
+    INFO,
+    PARTIAL,
+    UNREADABLE_LINE,
     Keys,
     Report,
     default_candidates,
@@ -81,6 +84,13 @@ def run(args: argparse.Namespace) -> int:
         if not records:
             raise InputError(f"trace {trace_id} not found in {source.description}")
         report = verify_trace(trace_id, records, keys, candidates=candidates)
+        report.add(
+            PARTIAL,
+            INFO,
+            "checked this trace's spans and seals; whether a whole segment of it (spans and seal) "
+            "is missing shows only in the stream: verify --stream --archive DIR",
+            trace_id=trace_id,
+        )
         if isinstance(source, ArchiveSource):
             _conflicts(source, report, trace_id=trace_id)
     print(render(report.finish(), args.format, source.description), end="")
@@ -88,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _conflicts(source: ArchiveSource, report: Report, *, trace_id: str | None = None) -> None:
+    for problem in source.unreadable:
+        report.add(UNREADABLE_LINE, ERROR, problem)
     for first, _ in source.conflicts:
         if trace_id is None or first.trace_id == trace_id:
             report.add(

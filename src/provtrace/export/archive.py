@@ -7,12 +7,12 @@ Each process appends to its own file (no interleaving between writers), rotated 
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 from provtrace.export.sink import SinkError
+from provtrace.spool import file_safe
 
 DEFAULT_ROTATE_BYTES = 100 * 1024 * 1024
 
@@ -22,7 +22,7 @@ class ArchiveSink:
 
     def __init__(self, directory: Path, stream_id: str, *, rotate_bytes: int = DEFAULT_ROTATE_BYTES) -> None:
         self.directory = directory
-        self._stem = "provtrace-" + re.sub(r"[^A-Za-z0-9_.-]", "_", stream_id)[:120]
+        self._stem = "provtrace-" + file_safe(stream_id)
         self._rotate_bytes = rotate_bytes
         self._part = 1
         self._lock = threading.Lock()

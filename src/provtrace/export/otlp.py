@@ -19,15 +19,10 @@ from opentelemetry.trace.status import Status, StatusCode
 from provtrace.export.sink import SinkError
 from provtrace.model import SpanRecord
 from provtrace.otlpjson import loads_line
+from provtrace.records import SPAN_KINDS, STATUS_CODES
 
-_KIND = {
-    1: SpanKind.INTERNAL,
-    2: SpanKind.SERVER,
-    3: SpanKind.CLIENT,
-    4: SpanKind.PRODUCER,
-    5: SpanKind.CONSUMER,
-}
-_STATUS = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
+_KIND = {number: kind for kind, number in SPAN_KINDS.items()}
+_STATUS = {number: code for code, number in STATUS_CODES.items()}
 
 
 def _context(trace_id: str, span_id: str, *, remote: bool, trace_state: str = "") -> SpanContext:

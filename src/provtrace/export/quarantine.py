@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from provtrace.errors import InputError
+from provtrace.integrity import span_digest
 from provtrace.model import SpanRecord
 from provtrace.otlpjson import OtlpJsonError, decode_traces, encode_traces
 from provtrace.rules import Violation
@@ -35,7 +36,12 @@ class QuarantineEntry:
     reason: str
     violations: tuple[dict[str, str], ...]
     records: tuple[SpanRecord, ...]
+    digests: dict[str, str] = dataclasses.field(default_factory=dict)
     released: dict[str, str] | None = None
+
+    def altered(self) -> list[str]:
+        """Span ids whose content no longer matches the digest recorded when quarantined."""
+        return [r.span_id for r in self.records if self.digests.get(r.span_id) != span_digest(r)]
 
     @property
     def codes(self) -> list[str]:
@@ -71,6 +77,9 @@ class Quarantine:
             "reason": reason,
             "violations": [v.detail | {"message": v.message} for v in violations],
             "spans": encode_traces(records),
+            # The digests the segment's seal lists as withheld: a release checks the spans
+            # against them, and verify checks both against the seal.
+            "digests": {r.span_id: span_digest(r) for r in records},
         }
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         _write_private(self.directory / f"{entry_id}.json", body)
@@ -116,6 +125,7 @@ class Quarantine:
                 reason=str(body["reason"]),
                 violations=tuple({str(k): str(v) for k, v in item.items()} for item in body["violations"]),
                 records=tuple(decode_traces(body["spans"])),
+                digests={str(k): str(v) for k, v in body.get("digests", {}).items()},
                 released=body.get("released"),
             )
         except (OSError, ValueError, KeyError, TypeError, OtlpJsonError) as exc:

@@ -22,6 +22,9 @@ class ArchiveSource:
         self._records: list[SpanRecord] | None = None
         self.conflicts: list[tuple[SpanRecord, SpanRecord]] = []
         self.lines: list[tuple[Path, int, list[SpanRecord]]] = []
+        # Lines that are not OTLP/JSON (a torn or corrupted write): skipped and reported, so one
+        # bad line neither hides the rest of the archive nor goes unnoticed.
+        self.unreadable: list[str] = []
 
     def files(self) -> list[Path]:
         return sorted(p for p in self.directory.rglob("*.jsonl") if p.is_file())
@@ -38,7 +41,8 @@ class ArchiveSource:
                     try:
                         records = loads_line(line)
                     except OtlpJsonError as exc:
-                        raise InputError(f"{path}:{number}: not OTLP/JSON trace data ({exc})") from exc
+                        self.unreadable.append(f"{path}:{number}: not OTLP/JSON trace data ({exc})")
+                        continue
                     self.lines.append((path, number, records))
                     raw.extend(records)
             self._records, self.conflicts = dedupe(raw)

@@ -179,31 +179,37 @@ class ActionSpec(StepSpec[Action]):
     def before_run(self, handle: Action) -> None:
         if not self.require:
             return
-        problems = self._guard_problems(handle)
+        problems, approval = self._guard_problems(handle)
+        if not problems and approval is not None and not FACTS.consume_nonce(approval.nonce):
+            # Checked and consumed in one step: two actions racing on one approval, one wins.
+            problems = [(c.RULE_APPROVAL_BINDING, "the approval was already used by another action")]
         if problems:
-            codes = tuple(dict.fromkeys(code for code, _ in problems))
-            message = f"refused {self.action_type} on {self.target}: " + "; ".join(m for _, m in problems)
-            refusal = ProvenanceViolation(message, codes)
-            handle.refused = refusal
-            with handle.recording("refusal"):
-                handle.span.set_attribute(c.GUARD_VIOLATIONS, codes)
-                current = config.current()
-                if current is not None:
-                    current.pipeline.counters.add("guard_refusals")
-            raise refusal
-        for _, fact in self._approval_facts(handle.decision, handle.params_sha256):
-            if fact is not None and fact.nonce:
-                FACTS.consume_nonce(fact.nonce)
+            self._refuse(handle, problems)
 
-    def _guard_problems(self, handle: Action) -> list[tuple[str, str]]:
+    def _refuse(self, handle: Action, problems: list[tuple[str, str]]) -> None:
+        codes = tuple(dict.fromkeys(code for code, _ in problems))
+        message = f"refused {self.action_type} on {self.target}: " + "; ".join(m for _, m in problems)
+        refusal = ProvenanceViolation(message, codes)
+        handle.refused = refusal
+        with handle.recording("refusal"):
+            handle.span.set_attribute(c.GUARD_VIOLATIONS, codes)
+            current = config.current()
+            if current is not None:
+                current.pipeline.counters.add("guard_refusals")
+        raise refusal
+
+    def _guard_problems(self, handle: Action) -> tuple[list[tuple[str, str]], StepFact | None]:
+        """What is missing, and the approval that would be consumed if nothing is."""
         problems: list[tuple[str, str]] = []
+        approval: StepFact | None = None
         decision = handle.decision
         if "policy" in self.require:
             facts = [fact for _, fact in self._policy_facts(decision)]
             if not any(f is not None and f.verdict == c.POLICY_ALLOW for f in facts):
                 problems.append((c.RULE_LINK_AUTHZ, "no allowing policy check in this decision"))
         if "approval" in self.require:
-            problems += self._approval_problems(handle)
+            approval_problems, approval = self._approval_problems(handle)
+            problems += approval_problems
         current = config.current()
         if current is None:
             problems.append((CODE_PIPELINE, "provtrace is not configured, so evidence cannot be persisted"))
@@ -213,13 +219,17 @@ class ActionSpec(StepSpec[Action]):
                 problems.append(
                     (CODE_PIPELINE, "evidence cannot be persisted: " + "; ".join(health.problems))
                 )
-        return problems
+        return problems, approval
 
-    def _approval_problems(self, handle: Action) -> list[tuple[str, str]]:
+    def _approval_problems(self, handle: Action) -> tuple[list[tuple[str, str]], StepFact | None]:
+        if not handle.params_sha256:
+            return [
+                (c.RULE_APPROVAL_BINDING, "the action has no parameters for an approval to be bound to")
+            ], None
         facts = [f for _, f in self._approval_facts(handle.decision, handle.params_sha256) if f is not None]
         approved = [f for f in facts if f.verdict == c.APPROVAL_APPROVED]
         if not approved:
-            return [(c.RULE_LINK_APPROVAL, "no approved approval for this action")]
+            return [(c.RULE_LINK_APPROVAL, "no approved approval for this action")], None
         actor = self.actor or (handle.decision.actor if handle.decision else None)
         now = now_ns()
         problems: list[tuple[str, str]] = []
@@ -233,8 +243,8 @@ class ActionSpec(StepSpec[Action]):
             elif actor and fact.approver == actor:
                 problems.append((c.RULE_SOD, "the approver is the actor of this action"))
             else:
-                return []
-        return problems
+                return [], fact
+        return problems, None
 
 
 def action(action_type: str, target: str, **options: Any) -> ActionSpec:

@@ -18,7 +18,7 @@ class Decision(StepHandle):
         super().__init__(*args, **kwargs)
         spec = self.spec
         assert isinstance(spec, DecisionSpec)
-        self.id = spec.decision_id
+        self.id = spec.new_decision_id()
         self.name = spec.name
         self.state = DecisionState(self.id, spec.name, spec.actor, spec.nhi, self.context)
         self.decision = self.state
@@ -52,8 +52,8 @@ class DecisionSpec(StepSpec[Decision]):
         self.trigger = trigger
         self._fixed_id = decision_id
 
-    @property
-    def decision_id(self) -> str:
+    def new_decision_id(self) -> str:
+        """Each decision (each call of a decorated function) gets its own id, unless one was given."""
         return self._fixed_id or uuid.uuid4().hex
 
     def span_name(self) -> str:

@@ -40,22 +40,28 @@ class DecisionState:
         self.nhi = nhi
         self.context = context
         self._lock = threading.Lock()
-        self._facts: dict[str, list[StepFact]] = collections.defaultdict(list)
+        # Per step kind, the latest fact of each span, most recent last: a verdict changed later
+        # (allow, then deny) replaces the earlier one.
+        self._facts: dict[str, collections.OrderedDict[int, StepFact]] = collections.defaultdict(
+            collections.OrderedDict
+        )
 
     def add(self, fact: StepFact) -> None:
         with self._lock:
-            self._facts[fact.step].append(fact)
+            facts = self._facts[fact.step]
+            facts[fact.context.span_id] = fact
+            facts.move_to_end(fact.context.span_id)
 
     def latest(self, step: str, verdict: str | None = None) -> StepFact | None:
         with self._lock:
-            for fact in reversed(self._facts.get(step, ())):
+            for fact in reversed(self._facts.get(step, {}).values()):
                 if verdict is None or fact.verdict == verdict:
                     return fact
         return None
 
     def all(self, step: str) -> list[StepFact]:
         with self._lock:
-            return list(self._facts.get(step, ()))
+            return list(self._facts.get(step, {}).values())
 
 
 _current: contextvars.ContextVar[DecisionState | None] = contextvars.ContextVar(

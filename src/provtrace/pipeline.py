@@ -3,8 +3,9 @@
 Two worker threads keep this work off the agent's threads. The sealer checks each segment
 against the completeness contract, applies the mode (enforce / annotate / off), seals what is
 forwarded and writes it to the spool; the deliverer moves spooled segments to every sink and
-retries until they are accepted. Nothing is dropped: a segment is delivered, quarantined, or left
-in the spool and reported.
+retries until they are accepted. Nothing is dropped silently: a segment is delivered, quarantined,
+or left in the spool and reported; spans that cannot be sealed (an internal error, a span ending
+after shutdown) are counted in ``spans_lost`` and logged with their trace.
 """
 
 from __future__ import annotations

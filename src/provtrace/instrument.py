@@ -7,6 +7,8 @@ from importlib.metadata import entry_points
 
 from opentelemetry.trace import TracerProvider
 
+from provtrace import config
+
 logger = logging.getLogger("provtrace")
 
 DISTRIBUTION_PREFIX = "provtrace-instrumentation-"
@@ -19,8 +21,6 @@ def instrument(tracer_provider: TracerProvider | None = None) -> list[str]:
     ``opentelemetry_instrumentor`` entry point, so ``opentelemetry-instrument`` finds them too.
     Returns the names of the instrumentations turned on; one that fails is logged and skipped.
     """
-    from provtrace import config
-
     provider = tracer_provider
     if provider is None and config.current() is not None:
         provider = config.current().tracer_provider  # type: ignore[union-attr]

@@ -64,6 +64,9 @@ class _ViewBuilder:
         return out
 
     def view(self, record: SpanRecord) -> dict[str, Any]:
+        """The fixed view of a span that its digest covers (DESIGN.md, Integrity). Events and
+        links are put in canonical order so that a store that re-sorts them (Jaeger's adjusters
+        do) does not change the digest; their content and count still do."""
         events = [
             {
                 "name": event.name,
@@ -99,15 +102,6 @@ class _ViewBuilder:
         if len(items) < 2:
             return items
         return sorted(items, key=lambda item: canonical_json(item, plain=self.plain))
-
-
-def span_view(record: SpanRecord) -> dict[str, Any]:
-    """The fixed view of a span that its digest covers (DESIGN.md, Integrity).
-
-    Events and links are put in canonical order so that a store that re-sorts them (Jaeger's
-    adjusters do) does not change the digest; their content and count still do.
-    """
-    return _ViewBuilder().view(record)
 
 
 def span_digest(record: SpanRecord) -> str:

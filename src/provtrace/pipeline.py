@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from provtrace import conventions as c
+from provtrace.content import REDACTOR
 from provtrace.export.archive import ArchiveSink
 from provtrace.export.otlp import OtlpSink
 from provtrace.export.quarantine import Quarantine
@@ -219,8 +220,6 @@ class Pipeline:
         logger.error("provtrace lost %d span(s) of trace %s: %s", count, trace, reason)
 
     def recording_error(self, where: str, exc: BaseException) -> None:
-        from provtrace.content import REDACTOR
-
         self.counters.add("recording_errors")
         logger.warning(
             "provtrace could not record %s: %s: %s",

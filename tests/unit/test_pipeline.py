@@ -248,20 +248,11 @@ def test_a_tampered_quarantine_entry_is_not_released(tmp_path: Path) -> None:
     text = json.dumps(body["spans"]).replace("sg-123/rule-9", "sg-999/rule-0")
     body["spans"] = json.loads(text)
     entry.write_text(json.dumps(body))
-    code = cli(
-        [
-            "quarantine",
-            "--dir",
-            str(tmp_path / "quarantine"),
-            "release",
-            entry.stem,
-            "--reason",
-            "x",
-            "--archive",
-            str(tmp_path / "archive"),
-        ]
-    )
-    assert code == 2
+    release = [
+        *("quarantine", "--dir", str(tmp_path / "quarantine"), "release", entry.stem),
+        *("--reason", "x", "--archive", str(tmp_path / "archive")),
+    ]
+    assert cli(release) == 2
     # An attacker who also rewrites the recorded digests gets the release through, but the
     # original seal's withheld digests still expose the change.
     from provtrace.export.quarantine import Quarantine
@@ -270,20 +261,5 @@ def test_a_tampered_quarantine_entry_is_not_released(tmp_path: Path) -> None:
     stored = Quarantine(tmp_path / "quarantine").get(entry.stem)
     body["digests"] = {r.span_id: span_digest(r) for r in stored.records}
     entry.write_text(json.dumps(body))
-    assert (
-        cli(
-            [
-                "quarantine",
-                "--dir",
-                str(tmp_path / "quarantine"),
-                "release",
-                entry.stem,
-                "--reason",
-                "x",
-                "--archive",
-                str(tmp_path / "archive"),
-            ]
-        )
-        == 0
-    )
+    assert cli(release) == 0
     assert cli(["verify", incomplete, "--archive", str(tmp_path / "archive")]) == 1

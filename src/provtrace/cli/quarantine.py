@@ -13,6 +13,7 @@ from provtrace.config import default_home
 from provtrace.errors import InputError
 from provtrace.export.quarantine import Quarantine
 from provtrace.reconstruct import reconstruct
+from provtrace.release import release_entry
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -93,8 +94,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace, store: Quarantine, entry_id: str) -> int:
-    from provtrace.release import release_entry
-
     by = args.by or getpass.getuser()
     if not args.reason.strip():
         raise InputError("--reason must say why the segment is released")

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
+from provtrace import conventions as c
 from provtrace.model import SpanRecord
 
 
@@ -56,8 +57,6 @@ def dedupe(
 
 
 def matches(records: list[SpanRecord], query: TraceQuery) -> bool:
-    from provtrace import conventions as c
-
     def any_attr(key: str, value: str | None) -> bool:
         return value is None or any(r.attributes.get(key) == value for r in records)
 

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from provtrace import conventions as c
 from provtrace.content import REDACTOR
@@ -353,35 +354,33 @@ class Pipeline:
                     forwarded, withheld = [], list(segment.records)
             forwarded.append(self._violation_record(segment, violations, quarantine_id))
             self._report(ViolationReport(segment.trace_id, codes, tuple(violations), quarantine_id, mode))
-        root = segment.root_span_id if not withheld else ""
-        seal = self.sealer.seal(
+        return self._sealed_line(
+            forwarded,
             trace_id=segment.trace_id,
-            parent_span_id=root,
-            spans=forwarded,
+            parent_span_id=segment.root_span_id if not withheld else "",
             withheld=withheld,
             completeness=completeness,
             violations=codes,
             reason=segment.reason,
             open_spans=segment.open_span_ids,
-            now_ns=now_ns(),
         )
-        counters.add("seals")
+
+    def _sealed_line(self, records: Sequence[SpanRecord], *, counter: str = "seals", **seal: Any) -> str:
+        """The archive line of ``records`` and the seal covering them (the stream's next)."""
+        record = self.sealer.seal(spans=records, now_ns=now_ns(), **seal)
+        self.counters.add(counter)
         self._last_seal = time.monotonic()
-        return dumps_line([*forwarded, seal])
+        return dumps_line([*records, record])
 
     def _forward_released(self, segment: Segment, codes: tuple[str, ...]) -> str:
-        seal = self.sealer.seal(
+        return self._sealed_line(
+            segment.records,
             trace_id=segment.trace_id,
             parent_span_id="",
-            spans=segment.records,
             completeness=c.COMPLETENESS_INCOMPLETE if codes else c.COMPLETENESS_COMPLETE,
             violations=codes,
             reason=segment.reason,
-            now_ns=now_ns(),
         )
-        self.counters.add("seals")
-        self._last_seal = time.monotonic()
-        return dumps_line([*segment.records, seal])
 
     def _quarantine(self, segment: Segment, violations: Sequence[Violation]) -> str:
         try:
@@ -441,18 +440,15 @@ class Pipeline:
             logger.warning("provtrace violation handler raised %s", type(exc).__name__)
 
     def _heartbeat(self, reason: str) -> str:
-        seal = self.sealer.seal(
+        return self._sealed_line(
+            (),
+            counter="heartbeats",
             trace_id=random_trace_id(),
             parent_span_id="",
-            spans=(),
             completeness=c.COMPLETENESS_UNCHECKED,
             violations=(),
             reason=reason,
-            now_ns=now_ns(),
         )
-        self.counters.add("heartbeats")
-        self._last_seal = time.monotonic()
-        return dumps_line([seal])
 
     def emit_released(self, records: Sequence[SpanRecord], codes: Sequence[str]) -> None:
         """Seal and persist a released quarantine segment with its original verdict."""

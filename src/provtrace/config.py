@@ -19,6 +19,7 @@ from opentelemetry.context import Context
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Tracer as SdkTracer
 
 from provtrace import __about__, metrics
 from provtrace import conventions as c
@@ -56,6 +57,7 @@ class Provtrace:
         self.tracer = provider.get_tracer(
             c.INSTRUMENTATION_NAME, __about__.__version__, schema_url=c.SCHEMA_URL
         )
+        self._warned_unrecorded = False
 
     @property
     def pipeline(self) -> Pipeline:
@@ -90,8 +92,30 @@ class Provtrace:
         snapshot["spool_pending_bytes"] = self._pipeline.spool.pending_bytes
         return snapshot
 
+    @property
+    def recording(self) -> bool:
+        """False when the tracer provider records nothing (``OTEL_SDK_DISABLED=true``): then no
+        step is recorded and the action guard refuses every guarded action."""
+        return isinstance(self.tracer, SdkTracer)
+
     def health(self) -> Health:
-        return self._pipeline.health()
+        health = self._pipeline.health()
+        if self.recording:
+            return health
+        problem = "the tracer provider records nothing (OTEL_SDK_DISABLED=true?): no evidence is recorded"
+        return Health(False, (*health.problems, problem))
+
+    def note_unrecorded(self, step: str) -> None:
+        """A step ran but its span is not recorded (disabled or sampling provider): counted, and
+        logged once per configuration, never silent."""
+        self._pipeline.counters.add("steps_unrecorded")
+        if not self._warned_unrecorded:
+            self._warned_unrecorded = True
+            logger.warning(
+                "provtrace: a %s step is not being recorded: the tracer provider does not record its "
+                "span (OTEL_SDK_DISABLED, or an application sampler); guarded actions are refused",
+                step,
+            )
 
     def force_flush(self, timeout_s: float = 30.0) -> bool:
         """Seal and deliver every segment whose spans have ended; True when all arrived."""
@@ -376,9 +400,35 @@ def configure(
     provider = _provider(settings.service_name, tracer_provider)
     handle = Provtrace(pipeline, capture, provider)
     metrics.register(meter_provider)
+    if not handle.recording:
+        logger.warning(
+            "provtrace: the tracer provider records nothing (OTEL_SDK_DISABLED=true): no evidence "
+            "will be recorded and every guarded action will be refused"
+        )
     with _lock:
         _current = _last = handle
     return handle
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (gunicorn and Celery workers, multiprocessing) gets a pipeline of its own:
+    a new stream, spool and threads (those of the parent did not survive the fork). Whatever the
+    parent had buffered or spooled stays the parent's to deliver."""
+    global _lock
+    _lock = threading.Lock()
+    handle = _current
+    if handle is None:
+        return
+    old = handle._pipeline
+    try:
+        old.abandon_after_fork()
+        handle._pipeline = Pipeline(old.settings, adopt_orphans=False)
+        handle._warned_unrecorded = False
+    except Exception as exc:  # noqa: BLE001 - the child must run even if recording cannot
+        logger.error("provtrace could not start a pipeline in the forked process %d: %s", os.getpid(), exc)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _provider(service_name: str, explicit: TracerProvider | None) -> TracerProvider:

@@ -12,13 +12,16 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as _dt
+import decimal
 import enum
 import hashlib
 import json
 import math
+import pathlib
 import re
 import threading
 import urllib.parse
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -27,7 +30,7 @@ import rfc8785
 from provtrace import conventions as c
 
 _MAX_SAFE_INT: Final = 2**53 - 1
-_MAX_DEPTH: Final = 64
+MAX_DEPTH: Final = 64
 DEFAULT_MAX_CONTENT_BYTES: Final = 16 * 1024
 
 JsonValue = Any  # None | bool | int | float | str | list[JsonValue] | dict[str, JsonValue]
@@ -36,9 +39,14 @@ JsonValue = Any  # None | bool | int | float | str | list[JsonValue] | dict[str,
 def to_jsonable(value: object) -> JsonValue:
     """Map any Python value onto the JSON data model, deterministically and without raising.
 
-    Integers outside the I-JSON range and non-finite floats become strings (RFC 8785 cannot
-    express them), bytes become ``{"$bytes": base64}``, sets are sorted, cycles and excessive
-    depth are replaced by markers, and unknown objects by their ``repr``.
+    JSON data (dicts with string keys, lists and tuples, strings, safe-range integers, finite
+    floats, booleans, None) maps onto itself, so its digest is plain RFC 8785. Everything JSON
+    cannot express is *tagged* rather than squeezed onto a JSON value it would collide with: a
+    one-key object whose key is NUL plus the tag name (``{"\\u0000bytes": base64}``, see
+    ``TAGS``); a user key that starts with NUL gets one more NUL. The mapping is therefore
+    injective: two values that are not equal as JSON data never share a digest, except opaque
+    ones (cycles, nesting deeper than ``MAX_DEPTH``, objects known only by their ``repr``), which
+    :func:`capture` reports as not exact.
     """
     return _Converter().convert(value, 0)
 
@@ -60,39 +68,89 @@ def valid_text(text: str) -> str:
     return text
 
 
-class _Converter:
-    """One conversion: tracks the containers being visited (cycles) and whether the result holds
-    floats or non-ASCII keys (which rule out the fast canonical encoding)."""
+def _is_valid_text(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
-    __slots__ = ("active", "plain")
+
+TAG_PREFIX: Final = "\x00"
+# The tags of values JSON cannot express; the opaque ones make a capture inexact.
+TAGS: Final = (
+    "bytes",  # base64 of the bytes
+    "int",  # an integer outside the I-JSON range, as decimal text
+    "float",  # nan, inf or -inf
+    "str",  # a string with lone surrogates, as hex of its UTF-8 (surrogatepass) bytes
+    "set",  # the sorted items of a set or frozenset
+    "map",  # [[key, value], ...] of a mapping with keys that are not valid strings
+    "enum",  # [type, value] of an enum member
+    "datetime",
+    "date",
+    "time",
+    "timedelta",  # seconds
+    "decimal",
+    "uuid",
+    "path",
+    "cycle",  # opaque: a container that contains itself
+    "depth",  # opaque: nesting deeper than MAX_DEPTH
+    "repr",  # opaque: [type, repr] of an object with no JSON form
+)
+OPAQUE_TAGS: Final = frozenset({"cycle", "depth", "repr"})
+
+
+def _tag(name: str, value: JsonValue) -> dict[str, JsonValue]:
+    return {TAG_PREFIX + name: value}
+
+
+def _escape_key(key: str) -> str:
+    """User keys starting with NUL get one more, so no user object can pose as a tag."""
+    return TAG_PREFIX + key if key.startswith(TAG_PREFIX) else key
+
+
+class _Converter:
+    """One conversion: tracks the containers being visited (cycles), whether the result holds
+    floats or non-ASCII keys (which rule out the fast canonical encoding), and whether anything
+    opaque was met (which makes the result unfit to bind an approval to)."""
+
+    __slots__ = ("active", "opaque", "plain")
 
     def __init__(self) -> None:
         self.active: set[int] = set()
         self.plain = True
+        self.opaque = False
 
     def convert(self, value: object, depth: int) -> JsonValue:
         if isinstance(value, str):
-            return valid_text(value)
+            if _is_valid_text(value):
+                return value
+            return _tag("str", value.encode("utf-8", errors="surrogatepass").hex())
         if value is None or isinstance(value, bool):
             return value
         if isinstance(value, int):
-            return value if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT else str(value)
+            return value if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT else _tag("int", str(value))
         if isinstance(value, float):
             if not math.isfinite(value):
-                return repr(value)
+                return _tag("float", repr(value))
             self.plain = False
             return value
         if isinstance(value, (bytes, bytearray, memoryview)):
-            return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+            return _tag("bytes", base64.b64encode(bytes(value)).decode("ascii"))
         if isinstance(value, enum.Enum):
-            return self.convert(value.value, depth)
-        if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-            return value.isoformat()
-        if depth >= _MAX_DEPTH:
-            return "<max depth>"
+            return _tag("enum", [type(value).__qualname__, self.convert(value.value, depth)])
+        scalar = _scalar_tag(value)
+        if scalar is not None:
+            return scalar
+        if depth >= MAX_DEPTH:
+            self.opaque = True
+            return _tag("depth", MAX_DEPTH)
         marker = id(value)
         if marker in self.active:
-            return "<cycle>"
+            self.opaque = True
+            return _tag("cycle", "")
         self.active.add(marker)
         try:
             return self._container(value, depth + 1)
@@ -101,18 +159,12 @@ class _Converter:
 
     def _container(self, value: object, depth: int) -> JsonValue:
         if isinstance(value, Mapping):
-            out = {}
-            for k, v in value.items():
-                key = _key(k)
-                if not key.isascii():
-                    self.plain = False
-                out[key] = self.convert(v, depth)
-            return out
+            return self._mapping(value, depth)
         if isinstance(value, (list, tuple)):
             return [self.convert(v, depth) for v in value]
         if isinstance(value, (set, frozenset)):
             items = [self.convert(v, depth) for v in value]
-            return sorted(items, key=canonical_json)
+            return _tag("set", sorted(items, key=canonical_json))
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
             return self.convert(fields, depth)
@@ -122,13 +174,38 @@ class _Converter:
                 return self.convert(dump(mode="json", by_alias=True, exclude_none=True), depth)
             except Exception:  # noqa: BLE001, S110 - a broken model still gets recorded by repr
                 pass
-        return _safe_repr(value)
+        self.opaque = True
+        return _tag("repr", [type(value).__qualname__, _safe_repr(value)])
+
+    def _mapping(self, value: Mapping[Any, Any], depth: int) -> JsonValue:
+        if all(isinstance(k, str) and _is_valid_text(k) for k in value):
+            out = {}
+            for k, v in value.items():
+                if not k.isascii():
+                    self.plain = False
+                out[_escape_key(k)] = self.convert(v, depth)
+            return out
+        pairs = [[self.convert(k, depth), self.convert(v, depth)] for k, v in value.items()]
+        return _tag("map", sorted(pairs, key=lambda pair: canonical_json(pair[0])))
 
 
-def _key(key: object) -> str:
-    if isinstance(key, str):
-        return valid_text(key)
-    return str(key) if isinstance(key, (int, float, bool)) or key is None else _safe_repr(key)
+def _scalar_tag(value: object) -> JsonValue | None:
+    """Tags of common scalar types that have an exact text form."""
+    if isinstance(value, _dt.datetime):
+        return _tag("datetime", value.isoformat())
+    if isinstance(value, _dt.date):
+        return _tag("date", value.isoformat())
+    if isinstance(value, _dt.time):
+        return _tag("time", value.isoformat())
+    if isinstance(value, _dt.timedelta):
+        return _tag("timedelta", str(value.total_seconds()))
+    if isinstance(value, decimal.Decimal):
+        return _tag("decimal", str(value))
+    if isinstance(value, uuid.UUID):
+        return _tag("uuid", str(value))
+    if isinstance(value, pathlib.PurePath):
+        return _tag("path", str(value))
+    return None
 
 
 def _safe_repr(value: object) -> str:
@@ -157,7 +234,7 @@ def _plain(value: JsonValue, depth: int) -> bool:
         return True
     if isinstance(value, int):
         return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
-    if depth > _MAX_DEPTH:
+    if depth > MAX_DEPTH:
         return False
     if isinstance(value, dict):
         return all(isinstance(k, str) and k.isascii() and _plain(v, depth + 1) for k, v in value.items())
@@ -172,15 +249,19 @@ def jsonable_digest(jsonable: JsonValue, *, plain: bool | None = None) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Captured:
-    """Content as recorded: its JSON form (for storing) and the digest of the original."""
+    """Content as recorded: its JSON form (for storing), the digest of the original, and whether
+    that digest identifies the value exactly (False when something opaque was met: see
+    :func:`to_jsonable`); only an exact digest can bind an approval to an action."""
 
     jsonable: JsonValue
     digest: str
+    exact: bool = True
 
 
 def capture(value: object) -> Captured:
-    jsonable, plain = jsonable_and_plain(value)
-    return Captured(jsonable, jsonable_digest(jsonable, plain=plain))
+    converter = _Converter()
+    jsonable = converter.convert(value, 0)
+    return Captured(jsonable, jsonable_digest(jsonable, plain=converter.plain), not converter.opaque)
 
 
 def digest(value: object) -> str:

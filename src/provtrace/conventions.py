@@ -65,6 +65,7 @@ POLICY_VERSION: Final = "provenance.policy.version"
 POLICY_ENGINE: Final = "provenance.policy.engine"
 POLICY_DECISION: Final = "provenance.policy.decision"
 POLICY_REASON: Final = "provenance.policy.reason"
+POLICY_ACTIONS: Final = "provenance.policy.actions"  # action types the check authorises
 POLICY_ALLOW: Final = "allow"
 POLICY_DENY: Final = "deny"
 
@@ -87,6 +88,7 @@ ACTION_PRIVILEGED: Final = "provenance.action.privileged"
 ACTION_PARAMS_SHA256: Final = "provenance.action.params.sha256"
 ACTION_PARAMS_CONTENT: Final = "provenance.action.params.content"
 ACTION_REQUIRE: Final = "provenance.action.require"
+PARAMS_INEXACT: Final = "provenance.params.inexact"  # why parameters could not be bound exactly
 CHANGE_BEFORE_SHA256: Final = "provenance.change.before.sha256"
 CHANGE_AFTER_SHA256: Final = "provenance.change.after.sha256"
 CHANGE_BEFORE_CONTENT: Final = "provenance.change.before.content"

@@ -30,7 +30,7 @@ from provtrace.export.quarantine import Quarantine
 from provtrace.export.sink import Sink
 from provtrace.integrity import Sealer, random_span_id, random_trace_id
 from provtrace.model import AttrValue, SpanRecord
-from provtrace.otlpjson import dumps_line
+from provtrace.otlpjson import dumps_line, loads_line
 from provtrace.processor import ProcessorLimits, ProvenanceProcessor, RawSegment
 from provtrace.records import Segment, TraceMemory, convert, end_after
 from provtrace.rules import Rule, SegmentContext, Violation, evaluate
@@ -55,6 +55,7 @@ COUNTER_NAMES = (
     "rule_errors",
     "handler_errors",
     "guard_refusals",
+    "steps_unrecorded",
 )
 
 
@@ -230,6 +231,8 @@ class Pipeline:
         )
 
     def health(self) -> Health:
+        """Whether evidence recorded now would be persisted; the spool is probed, so a directory
+        that was removed, made read-only or filled shows before the next write fails."""
         problems: list[str] = []
         if self._stopped or self._closing.is_set():
             problems.append("provtrace is shut down")
@@ -239,6 +242,9 @@ class Pipeline:
             problems.append("the delivery thread is not running")
         if self._spool_problem:
             problems.append(self._spool_problem)
+        probed = self.spool.probe()
+        if probed and probed not in self._spool_problem:
+            problems.append(probed)
         return Health(not problems, tuple(problems))
 
     # --- sealer -----------------------------------------------------------------------------
@@ -335,6 +341,7 @@ class Pipeline:
                 earlier=segment.earlier,
                 known_ids=segment.known_ids,
                 leaks=segment.leaks,
+                losses=segment.losses,
             )
             violations, failed = evaluate(ctx, self.settings.rules)
             for name in failed:
@@ -532,15 +539,24 @@ class Pipeline:
 
     def shutdown(self, timeout_s: float = 30.0) -> bool:
         """Seal what is buffered, close the stream, deliver; True when nothing was left behind.
-        Only the first call does the work."""
+        Only the first call does the work. Never raises into the application: a failure is
+        logged, counted, and makes the result False."""
         with self._shutdown_lock:
             if self._closing.is_set():
-                return self._sealer_done.is_set() and not self.spool.pending()
+                return self._sealer_done.is_set() and not self._unspooled and not self.spool.pending()
             self._closing.set()
+        try:
+            return self._shutdown(timeout_s)
+        except Exception as exc:  # noqa: BLE001 - shutting down must not break the application
+            self.recording_error("shutdown", exc)
+            return False
+
+    def _shutdown(self, timeout_s: float) -> bool:
         self.processor.shutdown()
         self._queue.put(None)
         sealed = self._sealer_done.wait(timeout=timeout_s)
-        delivered = sealed and self.wait_until_delivered(timeout_s)
+        # Lines the sealer could not persist on its last pass will not be persisted any more.
+        delivered = sealed and not self._unspooled and self.wait_until_delivered(timeout_s)
         with self._progress:
             self._stopped = True
             self._progress.notify_all()
@@ -555,7 +571,17 @@ class Pipeline:
                 self.spool.directory,
             )
             return False
-        if not delivered:
+        if self._unspooled:
+            lost = sum(len(loads_line(line)) for line in self._unspooled)
+            self.counters.add("spans_lost", lost)
+            logger.error(
+                "provtrace lost %d sealed span(s) at shutdown: the spool could not persist them (%s)",
+                lost,
+                self._spool_problem or "spool not writable",
+            )
+            self._unspooled = []
+            delivered = False
+        elif not delivered:
             logger.error(
                 "provtrace shut down with %d bytes of sealed evidence not yet delivered; they stay "
                 "in %s and the next provtrace process using that spool delivers them",
@@ -569,3 +595,12 @@ class Pipeline:
         for orphan in self._orphans:
             orphan.close()
         return delivered
+
+    def abandon_after_fork(self) -> None:
+        """In a forked child: this pipeline's threads did not survive the fork and its spool and
+        buffers belong to the parent, which delivers them. Let go without touching them."""
+        self._stopped = True
+        self._closing.set()
+        self.spool.abandon()
+        for orphan in self._orphans:
+            orphan.abandon()

@@ -213,6 +213,12 @@ class ProvenanceProcessor(SpanProcessor):
                 self._root_of.clear()
             return segments
 
+    def tracks(self, span_id: int) -> bool:
+        """Whether this processor saw the span start (so its evidence will be sealed): the guard
+        asks before it lets an action run."""
+        with self._lock:
+            return not self._closed and span_id in self._root_of
+
     @property
     def buffered_spans(self) -> int:
         return self._buffered

@@ -11,6 +11,7 @@ import collections
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_trace_id
 
@@ -54,6 +55,7 @@ class Segment:
     reason: str
     open_span_ids: tuple[str, ...] = ()
     leaks: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    losses: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # see ``losses``
     earlier: Mapping[str, SpanRecord] = dataclasses.field(default_factory=dict)
     known_ids: frozenset[str] = frozenset()  # every span id of the trace sealed earlier
     preset_codes: tuple[str, ...] | None = None  # a released quarantine segment keeps its verdict
@@ -134,6 +136,45 @@ def _texts(record: SpanRecord) -> list[str]:
             else:
                 texts.append(str(value))
     return texts
+
+
+def _length_limit(attributes: object) -> int | None:
+    """The value-length limit the SDK applied to a span's, event's or link's attributes."""
+    return attributes.max_value_len if isinstance(attributes, BoundedAttributes) else None
+
+
+def _reaches(value: object, limit: int) -> bool:
+    """Whether any string in an attribute value is as long as the limit (so it may have been cut)."""
+    if isinstance(value, str):
+        return len(value) >= limit
+    if isinstance(value, Mapping):
+        return any(_reaches(v, limit) for v in value.values())
+    if isinstance(value, (tuple, list)):
+        return any(_reaches(v, limit) for v in value)
+    return False
+
+
+def _lost_in(attributes: object, dropped: int, where: str) -> list[str]:
+    found = [f"{where}: {dropped} attribute(s) dropped"] if dropped else []
+    limit = _length_limit(attributes)
+    if limit is not None and isinstance(attributes, Mapping):
+        cut = sorted(str(k) for k, v in attributes.items() if _reaches(v, limit))
+        found += [f"{where}{key}: value cut at {limit} characters" for key in cut]
+    return found
+
+
+def losses(span: ReadableSpan) -> list[str]:
+    """What the tracer provider's limits took from a span beyond the counts the record carries:
+    attributes dropped from its events and links, and values its length limit may have cut (the
+    application's provider, or ``OTEL_*_LIMIT`` variables). The SDK counts drops but not cuts, so
+    a value exactly as long as the limit is reported too: a false alarm costs less than a digest
+    cut short."""
+    found = _lost_in(getattr(span, "_attributes", None), 0, "")  # counts travel in the record
+    for i, event in enumerate(span.events):
+        found += _lost_in(event.attributes, event.dropped_attributes, f"events[{i}].")
+    for i, link in enumerate(span.links):
+        found += _lost_in(link.attributes, link.dropped_attributes, f"links[{i}].")
+    return found
 
 
 def to_record(
@@ -252,10 +293,12 @@ def convert(
     """The records of a raw segment; a span that cannot be converted is reported, not hidden."""
     records: list[SpanRecord] = []
     leaks: dict[str, tuple[str, ...]] = {}
+    limited: dict[str, tuple[str, ...]] = {}
     lost: list[str] = []
     for span in raw.spans:
         try:
             record, leaked = to_record(span, resource_overrides)
+            taken = losses(span)
         except Exception as exc:  # noqa: BLE001 - one bad span must not stop the segment
             on_error("span conversion", exc)
             lost.append(format_span_id(span.context.span_id) if span.context else "?")
@@ -263,6 +306,8 @@ def convert(
         records.append(record)
         if leaked:
             leaks[record.span_id] = tuple(leaked)
+        if taken:
+            limited[record.span_id] = tuple(taken)
     trace_id = format_trace_id(raw.trace_id)
     earlier, known_ids = memory.earlier(trace_id)
     memory.remember(trace_id, records)
@@ -272,6 +317,7 @@ def convert(
         reason=raw.reason,
         open_span_ids=tuple(format_span_id(i) for i in raw.open_span_ids),
         leaks=leaks,
+        losses=limited,
         earlier=earlier,
         known_ids=known_ids,
         lost=tuple(lost),

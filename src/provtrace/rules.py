@@ -7,10 +7,16 @@ Users add their own through ``configure(rules=[...])``.
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from provtrace import conventions as c
+from provtrace.authorization import (
+    action_of,
+    approval_of,
+    approval_problems,
+    policy_of,
+    policy_problems,
+)
 from provtrace.model import STATUS_ERROR, SpanRecord
 
 
@@ -46,19 +52,17 @@ class SegmentContext:
     earlier: Mapping[str, SpanRecord] = dataclasses.field(default_factory=dict)
     known_ids: frozenset[str] = frozenset()
     leaks: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
+    losses: Mapping[str, Sequence[str]] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_id: dict[str, SpanRecord] = {**self.earlier, **{r.span_id: r for r in self.records}}
+        self.approval_findings: list[Violation] | None = None  # computed once, see _approval_findings
 
     def steps(self, step: str) -> Iterator[SpanRecord]:
         return (r for r in self.records if r.step == step)
 
     def resolve(self, span_id: str) -> SpanRecord | None:
         return self.by_id.get(span_id)
-
-    def linked(self, record: SpanRecord, link_type: str, step: str) -> list[SpanRecord]:
-        found = (self.resolve(link.span_id) for link in record.links_of(link_type))
-        return [r for r in found if r is not None and r.step == step]
 
 
 Rule = Callable[[SegmentContext], Iterable[Violation]]
@@ -139,22 +143,29 @@ def attr_missing(ctx: SegmentContext) -> Iterator[Violation]:
 
 
 def attr_dropped(ctx: SegmentContext) -> Iterator[Violation]:
+    """Counts the exported span carries, and what the processor saw the provider's limits take
+    (cut values, dropped event and link attributes), on provenance spans."""
     for record in ctx.records:
         if record.step is None:
             continue
-        for what, count in (
-            ("attributes", record.dropped_attributes),
-            ("events", record.dropped_events),
-            ("links", record.dropped_links),
-        ):
-            if count:
-                yield Violation(
-                    c.RULE_ATTR_DROPPED,
-                    f"{record.step} dropped {count} {what}",
-                    span_id=record.span_id,
-                    step=record.step,
-                    attribute=what,
-                )
+        found = [
+            f"{count} {what} dropped"
+            for what, count in (
+                ("attributes", record.dropped_attributes),
+                ("events", record.dropped_events),
+                ("links", record.dropped_links),
+            )
+            if count
+        ]
+        found += [loss for loss in ctx.losses.get(record.span_id, ()) if loss not in found]
+        for loss in dict.fromkeys(found):
+            yield Violation(
+                c.RULE_ATTR_DROPPED,
+                f"{record.step} lost data: {loss}",
+                span_id=record.span_id,
+                step=record.step,
+                attribute=loss.partition(":")[0],
+            )
 
 
 def _executed_actions(ctx: SegmentContext) -> Iterator[SpanRecord]:
@@ -162,95 +173,90 @@ def _executed_actions(ctx: SegmentContext) -> Iterator[SpanRecord]:
     return (a for a in ctx.steps(c.STEP_ACTION) if a.attributes.get(c.OUTCOME) != c.OUTCOME_REFUSED)
 
 
+def _linked(ctx: SegmentContext, record: SpanRecord, link_type: str, step: str) -> list[SpanRecord | None]:
+    """The targets of a record's links of one type; None for a target that is not a ``step``
+    of this trace (the shared predicate treats it as evidence from elsewhere)."""
+    out: list[SpanRecord | None] = []
+    for link in record.links_of(link_type):
+        target = ctx.resolve(link.span_id)
+        out.append(target if target is not None and target.step == step else None)
+    return out
+
+
 def link_authz(ctx: SegmentContext) -> Iterator[Violation]:
-    for action in _executed_actions(ctx):
-        policies = ctx.linked(action, c.LINK_AUTHORIZED_BY, c.STEP_POLICY_CHECK)
-        if not any(p.attributes.get(c.POLICY_DECISION) == c.POLICY_ALLOW for p in policies):
-            yield Violation(
-                c.RULE_LINK_AUTHZ,
-                "action has no authorized_by link to an allowing policy check",
-                span_id=action.span_id,
-                step=c.STEP_ACTION,
-            )
+    policies = [policy_of(r) for r in ctx.by_id.values() if r.step == c.STEP_POLICY_CHECK]
+    for record in _executed_actions(ctx):
+        linked = _linked(ctx, record, c.LINK_AUTHORIZED_BY, c.STEP_POLICY_CHECK)
+        problems = policy_problems(action_of(record), [policy_of(r) if r else None for r in linked], policies)
+        for code, message in problems:
+            yield Violation(code, message, span_id=record.span_id, step=c.STEP_ACTION)
 
 
-def _approvals(ctx: SegmentContext, action: SpanRecord) -> list[SpanRecord]:
-    return [
-        a
-        for a in ctx.linked(action, c.LINK_APPROVED_BY, c.STEP_APPROVAL)
-        if a.attributes.get(c.APPROVAL_DECISION) == c.APPROVAL_APPROVED
-    ]
+def _needs_approval(record: SpanRecord) -> bool:
+    return record.attributes.get(c.ACTION_PRIVILEGED) is True or "approval" in record.attr_strings(
+        c.ACTION_REQUIRE
+    )
+
+
+def _approval_findings(ctx: SegmentContext) -> list[Violation]:
+    """The approval verdict of every executed action, in the order the actions started, so that
+    an approval's single use goes to the first action that used it (as the guard consumes it)."""
+    if ctx.approval_findings is not None:
+        return ctx.approval_findings
+    actions = sorted(
+        (
+            r
+            for r in ctx.by_id.values()
+            if r.step == c.STEP_ACTION and r.attributes.get(c.OUTCOME) != c.OUTCOME_REFUSED
+        ),
+        key=lambda r: (r.start_ns, r.span_id),
+    )
+    in_segment = {r.span_id for r in ctx.records}
+    used: dict[str, str] = {}
+    findings: list[Violation] = []
+    for record in actions:
+        linked = _linked(ctx, record, c.LINK_APPROVED_BY, c.STEP_APPROVAL)
+        if not (_needs_approval(record) or linked):
+            continue
+        action = action_of(record)
+
+        def nonce_used(nonce: str, me: str = record.span_id) -> bool:
+            return used.get(nonce, me) != me
+
+        problems, chosen = approval_problems(
+            action, [approval_of(r) if r else None for r in linked], nonce_used=nonce_used
+        )
+        if chosen is not None:
+            used[chosen.nonce] = record.span_id
+        if record.span_id in in_segment:
+            attribute = {
+                c.RULE_APPROVAL_BINDING: c.APPROVAL_PARAMS_SHA256,
+                c.RULE_SOD: c.APPROVAL_APPROVER_ID,
+            }
+            findings += [
+                Violation(
+                    code,
+                    message,
+                    span_id=record.span_id,
+                    step=c.STEP_ACTION,
+                    attribute=attribute.get(code, ""),
+                )
+                for code, message in problems
+            ]
+    ctx.approval_findings = findings
+    return findings
 
 
 def link_approval(ctx: SegmentContext) -> Iterator[Violation]:
-    for action in _executed_actions(ctx):
-        if action.attributes.get(c.ACTION_PRIVILEGED) is True and not _approvals(ctx, action):
-            yield Violation(
-                c.RULE_LINK_APPROVAL,
-                "privileged action has no approved_by link to an approved approval",
-                span_id=action.span_id,
-                step=c.STEP_ACTION,
-            )
+    return (v for v in _approval_findings(ctx) if v.code == c.RULE_LINK_APPROVAL)
 
 
 def separation_of_duties(ctx: SegmentContext) -> Iterator[Violation]:
-    for action in _executed_actions(ctx):
-        actor = action.attributes.get(c.ACTOR_ID)
-        for approval in _approvals(ctx, action):
-            if actor and approval.attributes.get(c.APPROVAL_APPROVER_ID) == actor:
-                yield Violation(
-                    c.RULE_SOD,
-                    "the approver is the actor of the action it approved",
-                    span_id=action.span_id,
-                    step=c.STEP_ACTION,
-                    attribute=c.APPROVAL_APPROVER_ID,
-                )
-
-
-def parse_expiry(value: object) -> int | None:
-    """``provenance.approval.expires_at`` (RFC 3339, UTC) as Unix nanoseconds."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_dt.timezone.utc)
-    return int(moment.timestamp() * 1_000_000) * 1000
+    return (v for v in _approval_findings(ctx) if v.code == c.RULE_SOD)
 
 
 def approval_binding(ctx: SegmentContext) -> Iterator[Violation]:
-    nonce_users: dict[str, str] = {}
-    for action in _executed_actions(ctx):
-        params = action.attributes.get(c.ACTION_PARAMS_SHA256)
-        for approval in _approvals(ctx, action):
-            if approval.attributes.get(c.APPROVAL_PARAMS_SHA256) != params:
-                yield Violation(
-                    c.RULE_APPROVAL_BINDING,
-                    "approved parameters differ from the action's parameters",
-                    span_id=action.span_id,
-                    step=c.STEP_ACTION,
-                    attribute=c.APPROVAL_PARAMS_SHA256,
-                )
-            expiry = parse_expiry(approval.attributes.get(c.APPROVAL_EXPIRES_AT))
-            if expiry is None or action.start_ns > expiry:
-                yield Violation(
-                    c.RULE_APPROVAL_BINDING,
-                    "approval had expired (or has no valid expiry) when the action started",
-                    span_id=action.span_id,
-                    step=c.STEP_ACTION,
-                    attribute=c.APPROVAL_EXPIRES_AT,
-                )
-            nonce = str(approval.attributes.get(c.APPROVAL_NONCE, ""))
-            if nonce and nonce_users.setdefault(nonce, action.span_id) != action.span_id:
-                yield Violation(
-                    c.RULE_APPROVAL_BINDING,
-                    "approval nonce was already used by another action",
-                    span_id=action.span_id,
-                    step=c.STEP_ACTION,
-                    attribute=c.APPROVAL_NONCE,
-                )
+    return (v for v in _approval_findings(ctx) if v.code == c.RULE_APPROVAL_BINDING)
 
 
 def secret_leak(ctx: SegmentContext) -> Iterator[Violation]:

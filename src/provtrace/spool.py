@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import json
 import os
 import re
 import shutil
+import stat
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,6 +24,7 @@ from pathlib import Path
 _JOURNAL = re.compile(r"^journal-(\d{8})\.jsonl$")
 DEFAULT_FILE_BYTES = 8 * 1024 * 1024
 DEFAULT_READ_BYTES = 4 * 1024 * 1024
+MIN_FREE_BYTES = 1024 * 1024  # below this, the spool reports itself unable to persist
 
 
 class SpoolError(OSError):
@@ -37,6 +40,14 @@ class Position:
 def file_safe(stream_id: str) -> str:
     """A stream id as a file name (streams name spool directories and archive files)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", stream_id)[:120]
+
+
+def _identity(directory: Path) -> tuple[int, int]:
+    """Device and inode of a directory (raises OSError if it is gone or not a directory)."""
+    info = os.stat(directory)
+    if not stat.S_ISDIR(info.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, "not a directory", str(directory))
+    return info.st_dev, info.st_ino
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -76,6 +87,7 @@ class Spool:
         except OSError as exc:
             self._lock_handle.close()
             raise SpoolError(exc.errno, f"spool {self.directory} is owned by another process") from exc
+        self._identity = _identity(self.directory)
         self.foreign_sinks = self._record_sinks()
         files = self._journal_numbers()
         self._current = files[-1] if files else 1
@@ -108,6 +120,26 @@ class Spool:
             except OSError as exc:
                 raise SpoolError(exc.errno, f"cannot write spool {path}: {exc.strerror}") from exc
             self._pending_bytes += len(data) * max(1, len(self.sinks))
+
+    def probe(self, min_free_bytes: int = MIN_FREE_BYTES) -> str:
+        """Why the spool could not take the next segment right now, or "" when it can: the
+        directory must still be the one this process locked, writable, on a writable
+        filesystem with room. A few system calls, cheap enough to run before every guarded
+        action."""
+        try:
+            if _identity(self.directory) != self._identity:
+                return f"spool directory {self.directory} was replaced or removed"
+            if not os.access(self.directory, os.W_OK):
+                return f"spool directory {self.directory} is not writable"
+            fs = os.statvfs(self.directory)
+        except OSError as exc:
+            return f"spool directory {self.directory} is unusable: {exc.strerror}"
+        if fs.f_flag & os.ST_RDONLY:
+            return f"spool directory {self.directory} is on a read-only filesystem"
+        free = fs.f_bavail * fs.f_frsize
+        if free < min_free_bytes:
+            return f"spool filesystem of {self.directory} is full ({free} bytes free)"
+        return ""
 
     # --- reading and acknowledging ----------------------------------------------------------
 
@@ -165,6 +197,11 @@ class Spool:
         if remove_if_empty and empty:
             shutil.rmtree(self.directory, ignore_errors=True)
 
+    def abandon(self) -> None:
+        """In a forked child: let go of the parent's journal without unlocking it (the lock
+        belongs to the open file the parent still holds; unlocking here would unlock it there)."""
+        self._lock_handle.close()
+
     def _record_sinks(self) -> tuple[str, ...]:
         """Write down which destinations this journal is for, and return those it was for before
         that this owner does not deliver to (an adopted journal keeps their evidence)."""
@@ -200,7 +237,7 @@ class Spool:
     def _size(self, number: int) -> int:
         try:
             return self._path(number).stat().st_size
-        except FileNotFoundError:
+        except OSError:  # gone, or the directory was replaced: nothing readable there
             return 0
 
     def _journal_numbers(self) -> list[int]:

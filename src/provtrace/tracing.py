@@ -50,6 +50,8 @@ class AuditSampler(Sampler):
 
 
 def audit_span_limits() -> SpanLimits:
+    """Explicit limits, independent of the environment: in the SDK ``None`` means "read
+    ``OTEL_*_LIMIT``", so unlimited value lengths are asked for with ``SpanLimits.UNSET``."""
     return SpanLimits(
         max_attributes=AUDIT_LIMIT,
         max_events=AUDIT_LIMIT,
@@ -57,8 +59,8 @@ def audit_span_limits() -> SpanLimits:
         max_event_attributes=AUDIT_LIMIT,
         max_link_attributes=AUDIT_LIMIT,
         max_span_attributes=AUDIT_LIMIT,
-        max_attribute_length=None,
-        max_span_attribute_length=None,
+        max_attribute_length=SpanLimits.UNSET,
+        max_span_attribute_length=SpanLimits.UNSET,
     )
 
 

@@ -21,6 +21,7 @@ from provtrace.content import (
     CapturePolicy,
     StreamingDigest,
     canonical_json,
+    capture,
     digest,
     to_jsonable,
 )
@@ -34,7 +35,7 @@ def test_digest_is_sha256_of_rfc8785_canonical_json() -> None:
     assert digest({"c": None, "a": True, "b": [1, 2.5, "é"]}) == digest(value)
 
 
-def test_jsonable_covers_awkward_python_values() -> None:
+def test_jsonable_tags_what_json_cannot_express() -> None:
     @dataclasses.dataclass
     class Rule:
         port: int
@@ -48,19 +49,27 @@ def test_jsonable_covers_awkward_python_values() -> None:
         "rule": Rule(443, b"\xff\x00"),
         "set": {3, 1, 2},
         "cycle": cyclic,
-        1: "int key",
         "surrogate": "a\ud800b",
+        "\x00user": "a key that looks like a tag",
     }
     assert to_jsonable(value) == {
-        "big": str(2**64),
-        "nan": "nan",
-        "rule": {"port": 443, "raw": {"$bytes": base64.b64encode(b"\xff\x00").decode()}},
-        "set": [1, 2, 3],
-        "cycle": [1, "<cycle>"],
-        "1": "int key",
-        "surrogate": "a?b",
+        "big": {"\x00int": str(2**64)},
+        "nan": {"\x00float": "nan"},
+        "rule": {"port": 443, "raw": {"\x00bytes": base64.b64encode(b"\xff\x00").decode()}},
+        "set": {"\x00set": [1, 2, 3]},
+        "cycle": [1, {"\x00cycle": ""}],
+        "surrogate": {"\x00str": "61eda080" + "62"},
+        "\x00\x00user": "a key that looks like a tag",
     }
+    assert to_jsonable({1: "int key", "a": 2}) == {"\x00map": [["a", 2], [1, "int key"]]}
     canonical_json(to_jsonable(value))  # must not raise
+    assert not capture(value).exact  # the cycle is opaque
+    assert capture({k: v for k, v in value.items() if k != "cycle"}).exact
+
+
+def test_json_data_digests_as_plain_rfc8785() -> None:
+    value = {"$ref": "#/defs/x", "n": [1, 2.5, None, True], "s": "é"}
+    assert digest(value) == hashlib.sha256(rfc8785.dumps(value)).hexdigest()
 
 
 def test_streaming_digest_equals_digest_of_the_list() -> None:

@@ -170,7 +170,8 @@ def test_unknown_requirement_is_a_clear_error() -> None:
 def test_refuses_when_neither_approval_nor_action_names_parameters(recorded: Recorded) -> None:
     ran: list[bool] = []
     with provtrace.decision("d", trigger="t", actor="agent"):
-        allow()
+        with provtrace.policy_check("db-change", input={}, actions="db.drop") as p:
+            p.allow()
         with provtrace.approval(approver="bob") as a:
             a.approve()
         with pytest.raises(provtrace.ProvenanceViolation) as refusal:

@@ -122,7 +122,7 @@ def test_non_utf8_bytes_are_recorded(recorded: Recorded) -> None:
     with provtrace.tool_call("bytes") as tool:
         tool.record_input(b"\xff\xfe\x00binary")
     attributes = dict(recorded.span("execute_tool bytes").attributes or {})
-    assert attributes[c.GEN_AI_TOOL_CALL_ARGUMENTS] == '{"$bytes":"//4AYmluYXJ5"}'
+    assert attributes[c.GEN_AI_TOOL_CALL_ARGUMENTS] == '{"\\u0000bytes":"//4AYmluYXJ5"}'
 
 
 def test_internal_recording_error_is_counted_and_logged_and_code_runs(

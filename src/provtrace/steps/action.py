@@ -9,25 +9,34 @@ than the actor, and unless the pipeline can persist the evidence. The refusal it
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry.trace import Link
 
 from provtrace import config
 from provtrace import conventions as c
-from provtrace.content import capture
+from provtrace.authorization import (
+    ActionEvidence,
+    ApprovalEvidence,
+    PolicyEvidence,
+    Problem,
+    approval_problems,
+    names,
+    policy_problems,
+)
+from provtrace.content import Captured, capture
 from provtrace.errors import ProvenanceViolation
 from provtrace.steps.base import (
     Refs,
     StepHandle,
     StepSpec,
     _link,
+    bind_params,
     context_of,
     fact_of,
     refs_to_list,
 )
 from provtrace.steps.scope import FACTS, DecisionState, StepFact, current_decision
-from provtrace.tracing import now_ns
 
 GUARD_REQUIREMENTS = ("policy", "approval")
 CODE_PIPELINE = "PIPELINE"
@@ -65,11 +74,19 @@ class Action(StepHandle):
 
     def fact(self) -> StepFact:
         return StepFact(
-            step=self.step,
-            context=self.context,
-            verdict=self.outcome,
-            params_sha256=self.params_sha256,
+            step=self.step, context=self.context, verdict=self.outcome, action_type=self.action_type
+        )
+
+    def evidence(self) -> ActionEvidence:
+        """The action as the authorization predicate sees it (its actor as recorded)."""
+        actor = self.spec.actor or (self.decision.actor if self.decision else None)
+        return ActionEvidence(
+            span_id=self.span_id,
+            decision_id=self.decision_id,
+            start_ns=self.start_ns,
             action_type=self.action_type,
+            actor=actor or "",
+            params_sha256=self.params_sha256,
         )
 
 
@@ -107,12 +124,7 @@ class ActionSpec(StepSpec[Action]):
         self.approved_by = approved_by
         self.used_secrets = used_secrets
         self.require = tuple(dict.fromkeys(require))
-        self._params_jsonable: Any = None
-        self._params_digest = ""
-        if params is not _NO_PARAMS:
-            captured = capture(params)
-            self._params_jsonable = captured.jsonable
-            self._params_digest = captured.digest
+        self._params: Captured | None = capture(params) if params is not _NO_PARAMS else None
 
     def span_name(self) -> str:
         return f"action {self.action_type}"
@@ -123,19 +135,28 @@ class ActionSpec(StepSpec[Action]):
             c.ACTION_TARGET: self.target,
             c.ACTION_PRIVILEGED: self.privileged,
         }
-        if self._params_digest:
-            attributes[c.ACTION_PARAMS_SHA256] = self._params_digest
         if self.require:
             attributes[c.ACTION_REQUIRE] = self.require
         return attributes
 
     # --- links ------------------------------------------------------------------------------
 
+    def _params_digest(self) -> str:
+        params = self._params
+        return params.digest if params is not None and params.exact else ""
+
     def _policy_facts(self, decision: DecisionState | None) -> list[tuple[Any, StepFact | None]]:
+        """The explicit ``authorized_by``, else the latest allowing check that names this action
+        (else the latest allowing one, so that the record shows what was relied on)."""
         if self.authorized_by is not None:
             return [(context_of(r), fact_of(r)) for r in refs_to_list(self.authorized_by)]
-        fact = decision.latest(c.STEP_POLICY_CHECK, c.POLICY_ALLOW) if decision else None
-        return [(fact.context, fact)] if fact else []
+        if decision is None:
+            return []
+        allowing = [f for f in decision.all(c.STEP_POLICY_CHECK) if f.verdict == c.POLICY_ALLOW]
+        probe = ActionEvidence("", decision.decision_id, 0, self.action_type, "", self._params_digest())
+        naming = [f for f in allowing if isinstance(f.evidence, PolicyEvidence) and names(f.evidence, probe)]
+        chosen = (naming or allowing)[-1:]
+        return [(fact.context, fact) for fact in chosen]
 
     def _approval_facts(
         self, decision: DecisionState | None, params: str
@@ -145,7 +166,11 @@ class ActionSpec(StepSpec[Action]):
         if decision is None:
             return []
         approvals = decision.all(c.STEP_APPROVAL)
-        matching = [a for a in approvals if a.params_sha256 == params]
+        matching = [
+            a
+            for a in approvals
+            if isinstance(a.evidence, ApprovalEvidence) and a.evidence.params_sha256 == params
+        ]
         chosen = (matching or approvals)[-1:] if approvals else []
         return [(fact.context, fact) for fact in chosen]
 
@@ -157,7 +182,7 @@ class ActionSpec(StepSpec[Action]):
     def inferred_links(self, decision: DecisionState | None) -> list[Link]:
         links = [_link(ctx, c.LINK_AUTHORIZED_BY) for ctx, _ in self._policy_facts(decision)]
         links += [
-            _link(ctx, c.LINK_APPROVED_BY) for ctx, _ in self._approval_facts(decision, self._params_digest)
+            _link(ctx, c.LINK_APPROVED_BY) for ctx, _ in self._approval_facts(decision, self._params_digest())
         ]
         links += [_link(ctx, c.LINK_USED_SECRET) for ctx in self._secret_contexts(decision)]
         return links + self._triggered_by_links(decision)
@@ -165,15 +190,14 @@ class ActionSpec(StepSpec[Action]):
     # --- lifecycle --------------------------------------------------------------------------
 
     def _started(self, handle: Action) -> None:
-        handle.params_sha256 = self._params_digest
-        if self.params is not _NO_PARAMS:
-            handle._store(self._params_jsonable, c.ACTION_PARAMS_CONTENT)
+        if self._params is not None:
+            handle.params_sha256 = bind_params(handle, self._params, c.ACTION_PARAMS_SHA256)
+            handle._store(self._params.jsonable, c.ACTION_PARAMS_CONTENT)
 
     def record_call_input(self, handle: Action, arguments: dict[str, Any]) -> None:
-        if self.params is _NO_PARAMS:
+        if self._params is None:
             captured = capture(arguments)
-            handle.params_sha256 = captured.digest
-            handle.span.set_attribute(c.ACTION_PARAMS_SHA256, handle.params_sha256)
+            handle.params_sha256 = bind_params(handle, captured, c.ACTION_PARAMS_SHA256)
             handle._store(captured.jsonable, c.ACTION_PARAMS_CONTENT)
 
     def before_run(self, handle: Action) -> None:
@@ -186,7 +210,7 @@ class ActionSpec(StepSpec[Action]):
         if problems:
             self._refuse(handle, problems)
 
-    def _refuse(self, handle: Action, problems: list[tuple[str, str]]) -> None:
+    def _refuse(self, handle: Action, problems: list[Problem]) -> None:
         codes = tuple(dict.fromkeys(code for code, _ in problems))
         message = f"refused {self.action_type} on {self.target}: " + "; ".join(m for _, m in problems)
         refusal = ProvenanceViolation(message, codes)
@@ -198,53 +222,54 @@ class ActionSpec(StepSpec[Action]):
                 current.pipeline.counters.add("guard_refusals")
         raise refusal
 
-    def _guard_problems(self, handle: Action) -> tuple[list[tuple[str, str]], StepFact | None]:
-        """What is missing, and the approval that would be consumed if nothing is."""
-        problems: list[tuple[str, str]] = []
-        approval: StepFact | None = None
+    def _guard_problems(self, handle: Action) -> tuple[list[Problem], ApprovalEvidence | None]:
+        """What is missing, and the approval that would be consumed if nothing is. The evidence
+        is judged by the predicate the completeness rules use (provtrace.authorization)."""
+        problems: list[Problem] = []
+        approval: ApprovalEvidence | None = None
         decision = handle.decision
+        action = handle.evidence()
         if "policy" in self.require:
-            facts = [fact for _, fact in self._policy_facts(decision)]
-            if not any(f is not None and f.verdict == c.POLICY_ALLOW for f in facts):
-                problems.append((c.RULE_LINK_AUTHZ, "no allowing policy check in this decision"))
+            linked = [_evidence(f, PolicyEvidence) for _, f in self._policy_facts(decision)]
+            known = [f.evidence for f in decision.all(c.STEP_POLICY_CHECK)] if decision else []
+            problems += policy_problems(action, linked, [e for e in known if isinstance(e, PolicyEvidence)])
         if "approval" in self.require:
-            approval_problems, approval = self._approval_problems(handle)
-            problems += approval_problems
-        current = config.current()
-        if current is None:
-            problems.append((CODE_PIPELINE, "provtrace is not configured, so evidence cannot be persisted"))
-        else:
-            health = current.health()
-            if not health.ok:
-                problems.append(
-                    (CODE_PIPELINE, "evidence cannot be persisted: " + "; ".join(health.problems))
-                )
+            linked_approvals = [
+                _evidence(f, ApprovalEvidence)
+                for _, f in self._approval_facts(decision, action.params_sha256)
+            ]
+            found, approval = approval_problems(action, linked_approvals, nonce_used=FACTS.nonce_used)
+            problems += found
+        problems += _pipeline_problems(handle)
         return problems, approval
 
-    def _approval_problems(self, handle: Action) -> tuple[list[tuple[str, str]], StepFact | None]:
-        if not handle.params_sha256:
-            return [
-                (c.RULE_APPROVAL_BINDING, "the action has no parameters for an approval to be bound to")
-            ], None
-        facts = [f for _, f in self._approval_facts(handle.decision, handle.params_sha256) if f is not None]
-        approved = [f for f in facts if f.verdict == c.APPROVAL_APPROVED]
-        if not approved:
-            return [(c.RULE_LINK_APPROVAL, "no approved approval for this action")], None
-        actor = self.actor or (handle.decision.actor if handle.decision else None)
-        now = now_ns()
-        problems: list[tuple[str, str]] = []
-        for fact in approved:
-            if fact.params_sha256 != handle.params_sha256:
-                problems.append((c.RULE_APPROVAL_BINDING, "the approval was given for different parameters"))
-            elif now > fact.expires_at_ns:
-                problems.append((c.RULE_APPROVAL_BINDING, "the approval has expired"))
-            elif FACTS.nonce_used(fact.nonce):
-                problems.append((c.RULE_APPROVAL_BINDING, "the approval was already used by another action"))
-            elif actor and fact.approver == actor:
-                problems.append((c.RULE_SOD, "the approver is the actor of this action"))
-            else:
-                return [], fact
-        return problems, None
+
+E = TypeVar("E", PolicyEvidence, ApprovalEvidence)
+
+
+def _evidence(fact: StepFact | None, kind: type[E]) -> E | None:
+    evidence = fact.evidence if fact is not None else None
+    return evidence if isinstance(evidence, kind) else None
+
+
+def _pipeline_problems(handle: Action) -> list[Problem]:
+    """No action without evidence: provtrace must be configured, able to persist (the spool is
+    probed, not only its last write), and recording this very action's span."""
+    current = config.current()
+    if current is None:
+        return [(CODE_PIPELINE, "provtrace is not configured, so evidence cannot be persisted")]
+    health = current.health()
+    if not health.ok:
+        return [(CODE_PIPELINE, "evidence cannot be persisted: " + "; ".join(health.problems))]
+    if not current.pipeline.processor.tracks(handle.context.span_id):
+        return [
+            (
+                CODE_PIPELINE,
+                "this action's span is not recorded by provtrace (the tracer provider is disabled, "
+                "e.g. OTEL_SDK_DISABLED=true, or samples it out)",
+            )
+        ]
+    return []
 
 
 def action(action_type: str, target: str, **options: Any) -> ActionSpec:

@@ -17,6 +17,7 @@ import contextvars
 import functools
 import inspect
 import logging
+import threading
 import traceback
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar, Union, cast
@@ -30,6 +31,7 @@ from provtrace import config
 from provtrace import conventions as c
 from provtrace.content import (
     REDACTOR,
+    Captured,
     CapturePolicy,
     StreamingDigest,
     canonical_json,
@@ -130,6 +132,12 @@ class StepHandle:
     def trace_id(self) -> str:
         return trace.format_trace_id(self.context.trace_id)
 
+    @property
+    def start_ns(self) -> int:
+        """When the span started (0 for a span that is not recorded)."""
+        start = getattr(self.span, "start_time", None)
+        return start if isinstance(start, int) else 0
+
     def set_attribute(self, key: str, value: Any) -> None:
         with self.recording("attribute"):
             self.span.set_attribute(key, value)
@@ -217,6 +225,39 @@ class StepHandle:
         if self.owns_span:
             with self.recording("end"):
                 self.span.end(end_time=now_ns())
+
+
+def bind_params(handle: StepHandle, captured: Captured, attribute: str) -> str:
+    """Record the exact digest of an action's parameters (or of those an approval was given for)
+    as ``attribute`` and return it. Parameters that hold something no digest identifies exactly
+    (an object known only by its repr, a cycle, nesting too deep) bind nothing: the attribute is
+    left out, ``provenance.params.inexact`` says why, and an approval can never match them."""
+    if captured.exact:
+        handle.span.set_attribute(attribute, captured.digest)
+        return captured.digest
+    handle.span.set_attribute(
+        c.PARAMS_INEXACT,
+        "parameters hold a value JSON cannot express exactly (an object known only by its repr, "
+        "a cycle, or nesting too deep); pass JSON data",
+    )
+    return ""
+
+
+_warned_unconfigured = threading.Event()
+
+
+def _note_recording(handle: config.Provtrace | None, span: Span, step: str) -> None:
+    """Steps that will not become evidence are never silent: counted and logged once."""
+    if handle is not None:
+        if not span.is_recording():
+            handle.note_unrecorded(step)
+    elif not _warned_unconfigured.is_set():
+        _warned_unconfigured.set()
+        logger.warning(
+            "provtrace: a %s step ran but provtrace.configure() has not been called: nothing is "
+            "checked, sealed or delivered as evidence, and guarded actions are refused",
+            step,
+        )
 
 
 class _Recording:
@@ -369,6 +410,7 @@ class StepSpec(Generic[H]):
         )
         handle = cast(H, self.handle_type(self, span, decision, policy))
         with handle.recording("start"):
+            _note_recording(handle_config, span, self.step)
             self._started(handle)
         return handle
 

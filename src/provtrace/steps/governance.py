@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from provtrace import conventions as c
+from provtrace.authorization import ApprovalEvidence, PolicyEvidence
 from provtrace.content import capture
-from provtrace.steps.base import Refs, StepHandle, StepSpec
+from provtrace.steps.base import Refs, StepHandle, StepSpec, bind_params
 from provtrace.steps.scope import DecisionState, StepFact
 from provtrace.tracing import now_ns
 
@@ -35,7 +36,16 @@ class PolicyCheck(StepHandle):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        spec = self.spec
+        assert isinstance(spec, PolicyCheckSpec)
+        self.policy_id = spec.policy_id
+        self.actions = spec.actions
         self.verdict = ""
+        self.input_sha256 = ""
+
+    def record_input(self, value: Any) -> str:
+        self.input_sha256 = super().record_input(value)
+        return self.input_sha256
 
     def allow(self, reason: str | None = None) -> None:
         self._decide(c.POLICY_ALLOW, reason)
@@ -55,7 +65,16 @@ class PolicyCheck(StepHandle):
             self._remember()
 
     def fact(self) -> StepFact:
-        return StepFact(step=self.step, context=self.context, verdict=self.verdict)
+        evidence = PolicyEvidence(
+            span_id=self.span_id,
+            decision_id=self.decision_id,
+            start_ns=self.start_ns,
+            policy_id=self.policy_id,
+            verdict=self.verdict,
+            input_sha256=self.input_sha256,
+            actions=self.actions,
+        )
+        return StepFact(step=self.step, context=self.context, verdict=self.verdict, evidence=evidence)
 
 
 class PolicyCheckSpec(StepSpec[PolicyCheck]):
@@ -69,6 +88,7 @@ class PolicyCheckSpec(StepSpec[PolicyCheck]):
         version: str | None = None,
         engine: str | None = None,
         input: Any = _NO_INPUT,
+        actions: str | Sequence[str] = (),
         actor: str | None = None,
         nhi: str | None = None,
         triggered_by: Refs = None,
@@ -79,6 +99,7 @@ class PolicyCheckSpec(StepSpec[PolicyCheck]):
         self.version = version
         self.engine = engine
         self.input = input
+        self.actions = (actions,) if isinstance(actions, str) else tuple(actions)
 
     def span_name(self) -> str:
         return f"policy_check {self.policy_id}"
@@ -89,6 +110,8 @@ class PolicyCheckSpec(StepSpec[PolicyCheck]):
             attributes[c.POLICY_VERSION] = str(self.version)
         if self.engine:
             attributes[c.POLICY_ENGINE] = self.engine
+        if self.actions:
+            attributes[c.POLICY_ACTIONS] = self.actions
         return attributes
 
     def _started(self, handle: PolicyCheck) -> None:
@@ -109,7 +132,11 @@ class PolicyCheckSpec(StepSpec[PolicyCheck]):
 def policy_check(policy_id: str, **options: Any) -> PolicyCheckSpec:
     """A policy decision: ``with provtrace.policy_check("fw-change", version="3", input=req) as p:``
     then ``p.allow(reason=...)`` or ``p.deny(reason=...)``. Decorated, a True/"allow" return
-    value allows and False/None/"deny" denies."""
+    value allows and False/None/"deny" denies.
+
+    An allow authorises only the actions the check names: those whose parameters equal its
+    ``input`` (same digest), or whose type is in ``actions=``; and only until a later check of
+    the same policy in the decision does not allow."""
     return PolicyCheckSpec(policy_id, **options)
 
 
@@ -144,15 +171,17 @@ class Approval(StepHandle):
             self._remember()
 
     def fact(self) -> StepFact:
-        return StepFact(
-            step=self.step,
-            context=self.context,
+        evidence = ApprovalEvidence(
+            span_id=self.span_id,
+            decision_id=self.decision_id,
+            start_ns=self.start_ns,
+            approver=self.approver,
             verdict=self.verdict,
             params_sha256=self.params_sha256,
             expires_at_ns=self.expires_at_ns,
             nonce=self.nonce,
-            approver=self.approver,
         )
+        return StepFact(step=self.step, context=self.context, verdict=self.verdict, evidence=evidence)
 
 
 def _rfc3339(ns: int) -> str:
@@ -208,10 +237,10 @@ class ApprovalSpec(StepSpec[Approval]):
             self._bind(handle, self.for_action)
 
     def _bind(self, handle: Approval, params: Any) -> None:
-        """Commit to the parameters the approver saw: their digest, and the content per mode."""
+        """Commit to the parameters the approver saw: their exact digest, and the content per
+        mode. Parameters that cannot be identified exactly bind nothing (see ``bind_params``)."""
         captured = capture(params)
-        handle.params_sha256 = captured.digest
-        handle.span.set_attribute(c.APPROVAL_PARAMS_SHA256, handle.params_sha256)
+        handle.params_sha256 = bind_params(handle, captured, c.APPROVAL_PARAMS_SHA256)
         handle._store(captured.jsonable, c.INPUT_CONTENT)
 
     def record_call_input(self, handle: Approval, arguments: dict[str, Any]) -> None:

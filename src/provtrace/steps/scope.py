@@ -13,19 +13,19 @@ import threading
 
 from opentelemetry.trace import SpanContext
 
+from provtrace.authorization import ApprovalEvidence, PolicyEvidence
+
 
 @dataclasses.dataclass(frozen=True)
 class StepFact:
-    """What the guard and link inference need to know about a finished or running step."""
+    """What the guard and link inference need to know about a finished or running step; for
+    policy checks and approvals, the evidence the shared authorization predicate reads."""
 
     step: str
     context: SpanContext
-    verdict: str = ""  # allow/deny, approved/rejected, pass/fail
-    params_sha256: str = ""
-    expires_at_ns: int = 0
-    nonce: str = ""
-    approver: str = ""
+    verdict: str = ""  # allow/deny, approved/rejected, pass/fail, an action's outcome
     action_type: str = ""
+    evidence: PolicyEvidence | ApprovalEvidence | None = None
 
 
 class DecisionState:

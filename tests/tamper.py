@@ -4,7 +4,6 @@ produce. Shared by the tamper tests on the embedded archive and on the collector
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import shutil
 from collections.abc import Callable, Iterator
@@ -15,7 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from provtrace import conventions as c
-from provtrace.integrity import SealBody, key_id_of, span_digest
+from provtrace.integrity import key_id_of, seal_digest, seal_payload, span_digest
 from provtrace.model import SpanRecord
 from provtrace.otlpjson import decode_traces, dumps_line
 
@@ -146,25 +145,112 @@ def cut_the_tail(archive: Archive) -> str:
     return ""
 
 
+def _recover_seal(archive: Archive, seal: Line, action_id: str) -> None:
+    """Make the seal's list of span digests cover the action as it is now."""
+    digest = span_digest(archive.record(action_id))
+    spans = [
+        f"{action_id}:{digest}" if entry.startswith(action_id) else entry
+        for entry in (item["stringValue"] for item in attribute_value(seal, c.SEAL_SPANS))
+    ]
+    set_attribute(seal, c.SEAL_SPANS, {"arrayValue": {"values": [{"stringValue": e} for e in spans]}})
+
+
+def _resign(archive: Archive, seal: Line, key: Ed25519PrivateKey | None) -> str:
+    """Recompute the seal's digest (and signature, if a key is given) over its current content."""
+    if key is not None:
+        set_attribute(seal, c.SEAL_KEY_ID, {"stringValue": key_id_of(key.public_key())})
+    record = archive.record(seal["spanId"])
+    digest = seal_digest(record)
+    set_attribute(seal, c.SEAL_DIGEST, {"stringValue": digest})
+    if key is not None:
+        signature = base64.b64encode(key.sign(seal_payload(archive.record(seal["spanId"])))).decode()
+        set_attribute(seal, c.SEAL_SIGNATURE, {"stringValue": signature})
+    return digest
+
+
 def reseal_with_another_key(archive: Archive) -> str:
     """Forge the seal of the action's trace (covering a changed action) with the attacker's key."""
     action = archive.step(c.STEP_ACTION)
     set_attribute(action, c.ACTION_TARGET, {"stringValue": "sg-999/rule-0"})
     seal = next(s for s in archive.seals() if s["traceId"] == action["traceId"])
-    body = SealBody.from_record(archive.record(seal["spanId"]))
-    target = archive.record(action["spanId"])
-    spans = tuple(
-        f"{e.split(':')[0]}:{span_digest(target)}" if e.startswith(action["spanId"]) else e
-        for e in body.spans
-    )
-    attacker = Ed25519PrivateKey.generate()
-    forged = dataclasses.replace(body, spans=spans, key_id=key_id_of(attacker.public_key()))
-    set_attribute(seal, c.SEAL_SPANS, {"arrayValue": {"values": [{"stringValue": e} for e in spans]}})
-    set_attribute(seal, c.SEAL_KEY_ID, {"stringValue": forged.key_id})
-    set_attribute(seal, c.SEAL_DIGEST, {"stringValue": forged.digest()})
-    signature = base64.b64encode(attacker.sign(forged.canonical())).decode()
-    set_attribute(seal, c.SEAL_SIGNATURE, {"stringValue": signature})
+    _recover_seal(archive, seal, action["spanId"])
+    _resign(archive, seal, Ed25519PrivateKey.generate())
     return str(seal["spanId"])
+
+
+def rehash_after_edit(archive: Archive) -> str:
+    """Edit the action, then recompute every digest and the whole chain after it, without any
+    key (the old signatures stay and no longer verify): what digests alone cannot catch."""
+    action = archive.step(c.STEP_ACTION)
+    set_attribute(action, c.ACTION_TARGET, {"stringValue": "sg-999/rule-0"})
+    seals = sorted(archive.seals(), key=lambda s: int(attribute(s, c.SEAL_SEQ)))
+    first = next(i for i, s in enumerate(seals) if s["traceId"] == action["traceId"])
+    _recover_seal(archive, seals[first], action["spanId"])
+    digest = _resign(archive, seals[first], None)
+    for seal in seals[first + 1 :]:
+        set_attribute(seal, c.SEAL_PREV, {"stringValue": digest})
+        digest = _resign(archive, seal, None)
+    return str(seals[first]["spanId"])
+
+
+def _field_edit(edit: Callable[[Line], None], step: str = c.STEP_ACTION) -> Callable[[Archive], str]:
+    def run(archive: Archive) -> str:
+        span = archive.step(step)
+        edit(span)
+        return str(span["spanId"])
+
+    return run
+
+
+def _resource_edit(archive: Archive) -> str:
+    """Claim the action ran on another host: every span of its line shares the resource."""
+    action = archive.step(c.STEP_ACTION)
+    for lines in archive.lines.values():
+        for line in lines:
+            for resource in line["resourceSpans"]:
+                for scope in resource["scopeSpans"]:
+                    if any(span["spanId"] == action["spanId"] for span in scope["spans"]):
+                        resource["resource"]["attributes"].append(
+                            {"key": "host.name", "value": {"stringValue": "innocent-host"}}
+                        )
+                        return str(action["spanId"])
+    raise AssertionError("no resource holds the action")
+
+
+def _scope_edit(archive: Archive) -> str:
+    action = archive.step(c.STEP_ACTION)
+    for lines in archive.lines.values():
+        for line in lines:
+            for resource in line["resourceSpans"]:
+                for scope in resource["scopeSpans"]:
+                    if any(span["spanId"] == action["spanId"] for span in scope["spans"]):
+                        scope["scope"]["version"] = "0.0.0-forged"
+                        return str(action["spanId"])
+    raise AssertionError("no scope holds the action")
+
+
+def _reorder_events(span: Line) -> None:
+    span["events"] = [
+        {"timeUnixNano": span["startTimeUnixNano"], "name": "forged-first"},
+        *span.get("events", []),
+    ]
+
+
+def _seal_edit(edit: Callable[[Line], None]) -> Callable[[Archive], str]:
+    def run(archive: Archive) -> str:
+        action = archive.step(c.STEP_ACTION)
+        seal = next(s for s in archive.seals() if s["traceId"] == action["traceId"])
+        edit(seal)
+        return str(seal["spanId"])
+
+    return run
+
+
+def attribute_value(span: Line, key: str) -> Any:
+    for item in span.get("attributes", []):
+        if item["key"] == key:
+            return item["value"]["arrayValue"]["values"]
+    return []
 
 
 ATTACKS = [
@@ -176,6 +262,26 @@ ATTACKS = [
     Attack("delete a whole trace from the middle", delete_trace_from_the_middle, "sequence_gap"),
     Attack("cut the tail of the stream", cut_the_tail, "truncated_tail"),
     Attack("replace a seal with one signed by another key", reseal_with_another_key, "unknown_key"),
+    Attack("edit, then recompute every digest and the chain", rehash_after_edit, "bad_signature"),
+    Attack("change the resource of a span", _resource_edit, "altered_span"),
+    Attack("change the instrumentation scope", _scope_edit, "altered_span"),
+    Attack("set a trace state", _field_edit(lambda s: s.update(traceState="x=forged")), "altered_span"),
+    Attack("mark the parent remote", _field_edit(lambda s: s.update(flags=0x301)), "altered_span"),
+    Attack(
+        "claim attributes were dropped",
+        _field_edit(lambda s: s.update(droppedAttributesCount=2)),
+        "altered_span",
+    ),
+    Attack("insert an event", _field_edit(_reorder_events), "altered_span"),
+    Attack(
+        "re-parent the seal", _seal_edit(lambda s: s.update(parentSpanId="0123456789abcdef")), "altered_seal"
+    ),
+    Attack("move the seal's end", _seal_edit(lambda s: s.update(endTimeUnixNano="1")), "altered_seal"),
+    Attack(
+        "add an attribute to the seal",
+        _seal_edit(lambda s: s["attributes"].append({"key": "note", "value": {"stringValue": "ok"}})),
+        "altered_seal",
+    ),
 ]
 
 

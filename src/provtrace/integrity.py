@@ -18,7 +18,7 @@ import stat
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -64,44 +64,45 @@ class _ViewBuilder:
         return out
 
     def view(self, record: SpanRecord) -> dict[str, Any]:
-        """The fixed view of a span that its digest covers (DESIGN.md, Integrity). Events and
-        links are put in canonical order so that a store that re-sorts them (Jaeger's adjusters
-        do) does not change the digest; their content and count still do."""
-        events = [
-            {
-                "name": event.name,
-                "time_unix_nano": str(event.time_ns),
-                "attributes": self.attributes(event.attributes),
-            }
-            for event in record.events
-        ]
-        links = [
-            {
-                "trace_id": link.trace_id,
-                "span_id": link.span_id,
-                "attributes": self.attributes(link.attributes),
-            }
-            for link in record.links
-        ]
+        """The fixed view of a span that its digest covers (DESIGN.md, Integrity): every field an
+        attacker could change to mislead an investigator, events and links in recorded order."""
         return {
             "trace_id": record.trace_id,
             "span_id": record.span_id,
             "parent_span_id": record.parent_span_id,
+            "parent_is_remote": record.parent_is_remote,
+            "trace_state": record.trace_state,
             "name": record.name,
             "kind": record.kind,
             "start_time_unix_nano": str(record.start_ns),
             "end_time_unix_nano": str(record.end_ns),
             "status": {"code": record.status_code, "message": record.status_message},
             "attributes": self.attributes(record.attributes),
-            "events": self._sorted(events),
-            "links": self._sorted(links),
-            "service_name": record.service_name,
+            "dropped_attributes_count": record.dropped_attributes,
+            "events": [
+                {
+                    "name": event.name,
+                    "time_unix_nano": str(event.time_ns),
+                    "attributes": self.attributes(event.attributes),
+                    "dropped_attributes_count": event.dropped_attributes,
+                }
+                for event in record.events
+            ],
+            "dropped_events_count": record.dropped_events,
+            "links": [
+                {
+                    "trace_id": link.trace_id,
+                    "span_id": link.span_id,
+                    "trace_state": link.trace_state,
+                    "attributes": self.attributes(link.attributes),
+                    "dropped_attributes_count": link.dropped_attributes,
+                }
+                for link in record.links
+            ],
+            "dropped_links_count": record.dropped_links,
+            "resource": self.attributes(record.resource),
+            "scope": {"name": record.scope_name, "version": record.scope_version},
         }
-
-    def _sorted(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if len(items) < 2:
-            return items
-        return sorted(items, key=lambda item: canonical_json(item, plain=self.plain))
 
 
 def span_digest(record: SpanRecord) -> str:
@@ -185,9 +186,26 @@ def random_trace_id() -> str:
     return secrets.token_hex(16)
 
 
+SIGNATURE_FIELDS: Final = (c.SEAL_DIGEST, c.SEAL_SIGNATURE)
+
+
+def seal_payload(seal: SpanRecord) -> bytes:
+    """The bytes a seal's digest and signature cover: the canonical span view of the seal span
+    itself without those two attributes. Every field of the seal span is covered (its parent,
+    times, resource, any extra attribute), not only the ``provenance.seal.*`` values."""
+    unsigned = {k: v for k, v in seal.attributes.items() if k not in SIGNATURE_FIELDS}
+    builder = _ViewBuilder()
+    view = builder.view(dataclasses.replace(seal, attributes=unsigned))
+    return canonical_json(view, plain=builder.plain)
+
+
+def seal_digest(seal: SpanRecord) -> str:
+    return hashlib.sha256(seal_payload(seal)).hexdigest()
+
+
 @dataclasses.dataclass(frozen=True)
 class SealBody:
-    """What a seal commits to; the signed bytes are its RFC 8785 canonical JSON."""
+    """The chain fields of a seal, read back from a seal span of any source."""
 
     stream: str
     seq: int
@@ -203,33 +221,8 @@ class SealBody:
     heartbeat_interval_s: float
     key_id: str
 
-    def canonical(self) -> bytes:
-        """Every field as a string or a list of strings, so the encoding is the plain fast path."""
-        return canonical_json(
-            {
-                "stream": self.stream,
-                "seq": str(self.seq),
-                "prev": self.prev,
-                "trace_id": self.trace_id,
-                "time_unix_nano": str(self.time_unix_nano),
-                "reason": self.reason,
-                "completeness": self.completeness,
-                "violations": list(self.violations),
-                "spans": list(self.spans),
-                "withheld": list(self.withheld),
-                "open_spans": list(self.open_spans),
-                "heartbeat_interval_s": repr(float(self.heartbeat_interval_s)),
-                "key_id": self.key_id,
-            },
-            plain=True,
-        )
-
-    def digest(self) -> str:
-        return hashlib.sha256(self.canonical()).hexdigest()
-
     @classmethod
     def from_record(cls, record: SpanRecord) -> SealBody:
-        """Rebuild the body from a seal span read back from any source."""
         a = record.attributes
 
         def strings(key: str) -> tuple[str, ...]:
@@ -240,7 +233,7 @@ class SealBody:
         seq = a.get(c.SEAL_SEQ, -1)
         return cls(
             stream=str(a.get(c.SEAL_STREAM, "")),
-            seq=int(seq) if isinstance(seq, (int, float)) and not isinstance(seq, bool) else -1,
+            seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else -1,
             prev=str(a.get(c.SEAL_PREV, "")),
             trace_id=record.trace_id,
             time_unix_nano=record.start_ns,
@@ -250,7 +243,9 @@ class SealBody:
             spans=strings(c.SEAL_SPANS),
             withheld=strings(c.SEAL_WITHHELD),
             open_spans=strings(c.SEAL_OPEN_SPANS),
-            heartbeat_interval_s=float(interval) if isinstance(interval, (int, float)) else 0.0,
+            heartbeat_interval_s=float(interval)
+            if isinstance(interval, (int, float)) and not isinstance(interval, bool)
+            else 0.0,
             key_id=str(a.get(c.SEAL_KEY_ID, "")),
         )
 
@@ -264,9 +259,9 @@ def covered(entries: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def verify_signature(body: SealBody, signature_b64: str, public_key: Ed25519PublicKey) -> bool:
+def verify_signature(payload: bytes, signature_b64: str, public_key: Ed25519PublicKey) -> bool:
     try:
-        public_key.verify(base64.b64decode(signature_b64, validate=True), body.canonical())
+        public_key.verify(base64.b64decode(signature_b64, validate=True), payload)
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -309,54 +304,41 @@ class Sealer:
         open_spans: Sequence[str] = (),
         now_ns: int,
     ) -> SpanRecord:
+        covered_spans = tuple(f"{r.span_id}:{span_digest(r)}" for r in spans)
+        held_back = tuple(f"{r.span_id}:{span_digest(r)}" for r in withheld)
         with self._lock:
-            body = SealBody(
-                stream=self.stream_id,
-                seq=self._seq,
-                prev=self._prev,
+            attributes: dict[str, AttrValue] = {
+                c.SEAL_STREAM: self.stream_id,
+                c.SEAL_SEQ: self._seq,
+                c.SEAL_PREV: self._prev,
+                c.SEAL_REASON: reason,
+                c.SEAL_COMPLETENESS: completeness,
+                c.SEAL_VIOLATIONS: tuple(violations),
+                c.SEAL_SPANS: covered_spans,
+                c.SEAL_WITHHELD: held_back,
+                c.SEAL_OPEN_SPANS: tuple(open_spans),
+                c.SEAL_HEARTBEAT_INTERVAL: float(self.heartbeat_interval_s),
+                c.SEAL_KEY_ID: self.key_id,
+            }
+            record = SpanRecord(
                 trace_id=trace_id,
-                time_unix_nano=now_ns,
-                reason=reason,
-                completeness=completeness,
-                violations=tuple(violations),
-                spans=tuple(f"{r.span_id}:{span_digest(r)}" for r in spans),
-                withheld=tuple(f"{r.span_id}:{span_digest(r)}" for r in withheld),
-                open_spans=tuple(open_spans),
-                heartbeat_interval_s=self.heartbeat_interval_s,
-                key_id=self.key_id,
+                span_id=random_span_id(),
+                parent_span_id=parent_span_id,
+                name=c.SEAL_SPAN_NAME,
+                start_ns=now_ns,
+                end_ns=now_ns + 1000,  # Jaeger rewrites zero-length spans
+                attributes=attributes,
+                resource=self._resource,
+                scope_name=c.INSTRUMENTATION_NAME,
             )
-            canonical = body.canonical()
-            digest = hashlib.sha256(canonical).hexdigest()
+            payload = seal_payload(record)
+            digest = hashlib.sha256(payload).hexdigest()
             self._seq += 1
             self._prev = digest
-        attributes: dict[str, AttrValue] = {
-            c.SEAL_STREAM: body.stream,
-            c.SEAL_SEQ: body.seq,
-            c.SEAL_PREV: body.prev,
-            c.SEAL_REASON: body.reason,
-            c.SEAL_COMPLETENESS: body.completeness,
-            c.SEAL_VIOLATIONS: body.violations,
-            c.SEAL_SPANS: body.spans,
-            c.SEAL_WITHHELD: body.withheld,
-            c.SEAL_OPEN_SPANS: body.open_spans,
-            c.SEAL_HEARTBEAT_INTERVAL: body.heartbeat_interval_s,
-            c.SEAL_KEY_ID: body.key_id,
-            c.SEAL_DIGEST: digest,
-            c.SEAL_SIGNATURE: self._sign(canonical),
-        }
-        return SpanRecord(
-            trace_id=trace_id,
-            span_id=random_span_id(),
-            parent_span_id=parent_span_id,
-            name=c.SEAL_SPAN_NAME,
-            start_ns=now_ns,
-            end_ns=now_ns + 1000,  # Jaeger rewrites zero-length spans
-            attributes=attributes,
-            resource=self._resource,
-            scope_name=c.INSTRUMENTATION_NAME,
-        )
+        signed = {**attributes, c.SEAL_DIGEST: digest, c.SEAL_SIGNATURE: self._sign(payload)}
+        return dataclasses.replace(record, attributes=signed)
 
-    def _sign(self, canonical: bytes) -> str:
+    def _sign(self, payload: bytes) -> str:
         if self._key is None:
             return ""
-        return base64.b64encode(self._key.sign(canonical)).decode("ascii")
+        return base64.b64encode(self._key.sign(payload)).decode("ascii")

@@ -34,6 +34,7 @@ class EventRecord:
     name: str
     time_ns: int
     attributes: Attributes = dataclasses.field(default_factory=dict)
+    dropped_attributes: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +43,7 @@ class LinkRecord:
     span_id: str
     attributes: Attributes = dataclasses.field(default_factory=dict)
     trace_state: str = ""
+    dropped_attributes: int = 0
 
     @property
     def link_type(self) -> str | None:

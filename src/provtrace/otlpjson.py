@@ -65,6 +65,7 @@ def encode_span(record: SpanRecord) -> JsonObject:
                 "timeUnixNano": str(event.time_ns),
                 "name": event.name,
                 **({"attributes": encode_attributes(event.attributes)} if event.attributes else {}),
+                **({"droppedAttributesCount": event.dropped_attributes} if event.dropped_attributes else {}),
             }
             for event in record.events
         ]
@@ -91,6 +92,8 @@ def _encode_link(link: LinkRecord) -> JsonObject:
         out["traceState"] = link.trace_state
     if link.attributes:
         out["attributes"] = encode_attributes(link.attributes)
+    if link.dropped_attributes:
+        out["droppedAttributesCount"] = link.dropped_attributes
     return out
 
 
@@ -205,6 +208,7 @@ def _decode_span(
                     name=str(event.get("name", "")),
                     time_ns=int(event.get("timeUnixNano", 0)),
                     attributes=decode_attributes(event.get("attributes")),
+                    dropped_attributes=int(event.get("droppedAttributesCount", 0)),
                 )
                 for event in span.get("events", []) or []
             ),
@@ -214,6 +218,7 @@ def _decode_span(
                     span_id=str(link["spanId"]).lower(),
                     attributes=decode_attributes(link.get("attributes")),
                     trace_state=str(link.get("traceState", "")),
+                    dropped_attributes=int(link.get("droppedAttributesCount", 0)),
                 )
                 for link in span.get("links", []) or []
             ),

@@ -232,6 +232,7 @@ def _build(span: ReadableSpan, resource_overrides: Mapping[str, AttrValue], clea
                 name=clean.text(event.name, f"events[{i}].name"),
                 time_ns=to_micros(event.timestamp or 0),
                 attributes=clean.attributes(event.attributes, f"events[{i}]."),
+                dropped_attributes=event.dropped_attributes,
             )
             for i, event in enumerate(span.events)
         ),
@@ -241,6 +242,7 @@ def _build(span: ReadableSpan, resource_overrides: Mapping[str, AttrValue], clea
                 span_id=format_span_id(link.context.span_id),
                 attributes=clean.attributes(link.attributes, f"links[{i}]."),
                 trace_state=link.context.trace_state.to_header() if link.context.trace_state else "",
+                dropped_attributes=link.dropped_attributes,
             )
             for i, link in enumerate(span.links)
         ),

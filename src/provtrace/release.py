@@ -7,7 +7,9 @@ the releasing process covers both.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from pathlib import Path
 
 from provtrace import conventions as c
 from provtrace.config import build_settings
@@ -32,7 +34,18 @@ def release_entry(
     signing_key: str | None = None,
     timeout_s: float = 30.0,
 ) -> bool:
-    """Forward one entry; True when it reached every destination (else it waits in the spool)."""
+    """Forward one entry; True when it reached every destination (else it waits in the spool).
+
+    The destination must be named (an endpoint, an archive directory, or both: nothing is sent
+    anywhere by default) and the release seal is signed, with ``signing_key`` or the configured
+    ``PROVTRACE_SIGNING_KEY``, so that it verifies like the stream it joins."""
+    if endpoint is None and archive_dir is None:
+        raise InputError("say where to forward the released evidence: --endpoint URL and/or --archive DIR")
+    key = signing_key or os.environ.get("PROVTRACE_SIGNING_KEY")
+    if not key:
+        raise InputError(
+            "a release is sealed and signed: give --signing-key FILE or set PROVTRACE_SIGNING_KEY"
+        )
     entry = store.get(entry_id)
     altered = entry.altered()
     if altered:
@@ -48,11 +61,15 @@ def release_entry(
         endpoint=endpoint,
         archive_dir=archive_dir,
         completeness=c.MODE_OFF,
-        signing_key=signing_key,
+        signing_key=key,
         quarantine_dir=store.directory,
     )
-    if settings.archive_dir is None and settings.endpoint is None:
-        raise InputError("say where to forward: --endpoint URL or --archive DIR")
+    # Only the destinations named here: neither the environment's endpoint nor a default archive.
+    settings = dataclasses.replace(
+        settings,
+        endpoint=settings.endpoint if endpoint is not None else None,
+        archive_dir=Path(archive_dir) if archive_dir is not None else None,
+    )
     pipeline = Pipeline(settings, adopt_orphans=False)
     now = now_ns()
     release = SpanRecord(

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from provtrace import conventions as c
-from provtrace.integrity import SealBody, covered, span_digest, verify_signature
+from provtrace.integrity import SealBody, covered, seal_digest, seal_payload, span_digest, verify_signature
 from provtrace.model import SpanRecord
 
 ERROR = "error"
@@ -45,6 +45,8 @@ UNSEALED = "unsealed_trace"
 WITHHELD = "withheld_spans"
 INCOMPLETE = "incomplete_evidence"
 STREAM_LIVE = "stream_live"
+SIGNATURES_UNCHECKED = "signatures_unchecked"
+NO_EVIDENCE = "no_evidence"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,8 +75,17 @@ class Report:
     def add(self, kind: str, severity: str, message: str, **where: object) -> None:
         self.findings.append(Finding(kind, severity, message, **where))  # type: ignore[arg-type]
 
-    def finish(self) -> Report:
-        """Summarise unsigned seals per stream (one line, not one per seal)."""
+    def finish(self, keys: Keys) -> Report:
+        """Summarise unsigned seals per stream (one line, not one per seal), and say when no
+        signature was checked: without a trusted key nothing proves who sealed the evidence, so
+        that is a finding, never a pass."""
+        if not keys.given and self.seals_checked:
+            self.add(
+                SIGNATURES_UNCHECKED,
+                ERROR,
+                "signatures were not checked: no trusted public key was given (--public-key FILE); "
+                "digests and the hash chain alone can be recomputed by whoever edited the evidence",
+            )
         for stream, seqs in sorted(self.unsigned.items()):
             self.add(
                 UNSIGNED,
@@ -96,11 +107,14 @@ class Report:
         }
 
 
-DigestCandidates = Callable[[SpanRecord], set[str]]
+Readings = Callable[[SpanRecord], Iterable[SpanRecord]]
+"""The ways a record read back may have looked when it was sealed: itself for sources that keep
+every field and type (the archive, Jaeger v3); every typing of its ambiguous values for Jaeger's
+lossy v1 API. A record verifies when one reading matches what was sealed."""
 
 
-def default_candidates(record: SpanRecord) -> set[str]:
-    return {span_digest(record)}
+def exact(record: SpanRecord) -> Iterable[SpanRecord]:
+    return (record,)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,7 +125,7 @@ class Keys:
     given: bool
 
 
-def check_seal(seal: SpanRecord, keys: Keys, report: Report) -> bool:
+def check_seal(seal: SpanRecord, keys: Keys, report: Report, *, readings: Readings = exact) -> bool:
     """Digest and signature of one seal. Returns whether its body is intact (so the span digests
     it lists can be compared); signature problems are reported but do not hide those."""
     body = SealBody.from_record(seal)
@@ -122,7 +136,9 @@ def check_seal(seal: SpanRecord, keys: Keys, report: Report) -> bool:
         "seq": body.seq,
     }
     report.seals_checked += 1
-    if body.digest() != seal.attr_str(c.SEAL_DIGEST):
+    stored = seal.attr_str(c.SEAL_DIGEST)
+    payload = next((seal_payload(r) for r in readings(seal) if seal_digest(r) == stored), None)
+    if payload is None:
         report.add(
             ALTERED_SEAL,
             ERROR,
@@ -142,7 +158,7 @@ def check_seal(seal: SpanRecord, keys: Keys, report: Report) -> bool:
     key = keys.by_id.get(body.key_id)
     if key is None:
         report.add(UNKNOWN_KEY, ERROR, f"seal #{body.seq} is signed by unknown key {body.key_id}", **where)
-    elif not verify_signature(body, signature, key):
+    elif not verify_signature(payload, signature, key):
         report.add(
             BAD_SIGNATURE,
             ERROR,
@@ -157,7 +173,7 @@ def verify_trace(
     records: Sequence[SpanRecord],
     keys: Keys,
     *,
-    candidates: DigestCandidates = default_candidates,
+    readings: Readings = exact,
     report: Report | None = None,
 ) -> Report:
     report = report if report is not None else Report()
@@ -171,7 +187,7 @@ def verify_trace(
     sealed: dict[str, set[str]] = collections.defaultdict(set)
     withheld: dict[str, set[str]] = collections.defaultdict(set)
     for seal in seals:
-        if not check_seal(seal, keys, report):
+        if not check_seal(seal, keys, report, readings=readings):
             continue
         for span_id, digest in covered(seal.attr_strings(c.SEAL_SPANS)).items():
             sealed[span_id].add(digest)
@@ -196,7 +212,7 @@ def verify_trace(
                 trace_id=trace_id,
                 span_id=span_id,
             )
-        elif len(expected) > 1 or not expected <= candidates(record):
+        elif len(expected) > 1 or not expected <= {span_digest(r) for r in readings(record)}:
             report.add(
                 ALTERED_SPAN,
                 ERROR,
@@ -230,7 +246,7 @@ def verify_stream(
     *,
     now_ns: int,
     order: Sequence[str] = (),
-    candidates: DigestCandidates = default_candidates,
+    readings: Readings = exact,
 ) -> Report:
     """Everything: each stream's chain, then every trace. ``order`` lists seal span ids in the order
     they were stored (archive line order), to detect reordering."""
@@ -241,6 +257,8 @@ def verify_stream(
         by_trace[record.trace_id].append(record)
         if record.is_seal:
             streams[record.attr_str(c.SEAL_STREAM) or ""].append(record)
+    if not streams:
+        report.add(NO_EVIDENCE, ERROR, "no seal found: there is no evidence here to verify")
     for stream, seals in sorted(streams.items()):
         _check_chain(stream, seals, report, now_ns=now_ns, order=order)
     for trace_id, spans in by_trace.items():
@@ -249,9 +267,9 @@ def verify_stream(
             for r in spans
         ):
             for seal in spans:  # heartbeat and closing seals carry no spans; check them alone
-                check_seal(seal, keys, report)
+                check_seal(seal, keys, report, readings=readings)
             continue
-        verify_trace(trace_id, spans, keys, candidates=candidates, report=report)
+        verify_trace(trace_id, spans, keys, readings=readings, report=report)
     report.streams_checked = len(streams)
     return report
 
@@ -262,7 +280,7 @@ def _check_chain(
     bodies = sorted(((SealBody.from_record(s), s) for s in seals), key=lambda pair: pair[0].seq)
     by_seq: dict[int, tuple[SealBody, SpanRecord]] = {}
     for body, seal in bodies:
-        if body.seq in by_seq and by_seq[body.seq][0].digest() != body.digest():
+        if body.seq in by_seq and by_seq[body.seq][1].attr_str(c.SEAL_DIGEST) != seal.attr_str(c.SEAL_DIGEST):
             report.add(
                 CONFLICTING_COPY,
                 ERROR,
@@ -281,7 +299,7 @@ def _check_chain(
             seq=sequence[0],
         )
     for earlier, later in itertools.pairwise(sequence):
-        before, after = by_seq[earlier][0], by_seq[later][0]
+        (before, before_seal), after = by_seq[earlier], by_seq[later][0]
         if later != earlier + 1:
             missing = (
                 f"seal #{earlier + 1} is"
@@ -295,7 +313,7 @@ def _check_chain(
                 stream=stream,
                 seq=earlier + 1,
             )
-        elif after.prev != before.digest():
+        elif after.prev != before_seal.attr_str(c.SEAL_DIGEST):
             report.add(
                 BROKEN_CHAIN,
                 ERROR,

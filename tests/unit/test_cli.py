@@ -12,13 +12,18 @@ from pathlib import Path
 import pytest
 
 from provtrace.cli.main import main as cli
+from provtrace.integrity import write_key_pair
 from tests.conftest import make_recorded
 from tests.scenario import reference_scenario
 
 
 @pytest.fixture
-def archive(tmp_path: Path) -> tuple[Path, str, str]:
-    recorded = make_recorded(tmp_path)
+def archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str, str]:
+    """A signed archive of one complete and one quarantined decision; its public key is the
+    trusted one ($PROVTRACE_PUBLIC_KEY) for the commands run in the test."""
+    write_key_pair(tmp_path / "agent.key", tmp_path / "agent.pub")
+    monkeypatch.setenv("PROVTRACE_PUBLIC_KEY", str(tmp_path / "agent.pub"))
+    recorded = make_recorded(tmp_path, signing_key=tmp_path / "agent.key")
     try:
         complete = reference_scenario()["decision"].trace_id
         incomplete = reference_scenario(approve=False)["decision"].trace_id
@@ -137,8 +142,10 @@ def test_an_unreadable_archive_line_is_a_finding_and_the_rest_is_still_read(
         f"ERROR unreadable_line: {directory / 'zz-torn.jsonl'}:2: not OTLP/JSON trace data" in result.stdout
     )
     shown = run_cli("reconstruct", complete, "--archive", str(directory))
-    assert shown.returncode == 0
+    assert shown.returncode == 1  # the unreadable line might have held part of this trace
     assert f"warning: skipped {directory / 'zz-torn.jsonl'}:2" in shown.stderr
+    assert "integrity: FAILED: unreadable_line" in shown.stdout
+    assert "evidence: complete" in shown.stdout
 
 
 def test_unreachable_jaeger_is_an_input_error(tmp_path: Path) -> None:

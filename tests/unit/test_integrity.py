@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import stat
@@ -20,6 +21,8 @@ from provtrace.integrity import (
     SealBody,
     Sealer,
     load_public_key,
+    seal_digest,
+    seal_payload,
     span_digest,
     verify_signature,
     write_key_pair,
@@ -29,7 +32,7 @@ from provtrace.otlpjson import dumps_line, loads_line
 from provtrace.verify import Keys, verify_stream
 from tests.conftest import make_recorded
 from tests.scenario import reference_scenario
-from tests.tamper import ATTACKS, Archive, attribute
+from tests.tamper import ATTACKS, Archive, attribute, rehash_after_edit
 from tests.waiting import wait_for
 
 scalars = st.one_of(
@@ -104,16 +107,45 @@ def test_digest_changes_with_any_attribute_value(record: SpanRecord, data: Any) 
     assert span_digest(changed) != span_digest(record)
 
 
-def test_digest_does_not_depend_on_event_or_link_order() -> None:
+def test_digest_covers_every_field_an_attacker_could_change() -> None:
     events = (EventRecord("a", 1, {"x": 1}), EventRecord("b", 2, {}))
     links = (LinkRecord("1" * 32, "2" * 16, {c.LINK_TYPE: "authorized_by"}), LinkRecord("1" * 32, "3" * 16))
     base = SpanRecord(
-        trace_id="1" * 32, span_id="4" * 16, name="s", start_ns=0, end_ns=1000, events=events, links=links
+        trace_id="1" * 32,
+        span_id="4" * 16,
+        parent_span_id="5" * 16,
+        name="s",
+        start_ns=0,
+        end_ns=1000,
+        events=events,
+        links=links,
+        resource={c.SERVICE_NAME: "agent", "host.name": "h1"},
+        scope_name="provtrace",
+        scope_version="0.1.0",
     )
-    shuffled = SpanRecord(**{**base.__dict__, "events": events[::-1], "links": links[::-1]})
-    assert span_digest(shuffled) == span_digest(base)
-    dropped = SpanRecord(**{**base.__dict__, "links": links[:1]})
-    assert span_digest(dropped) != span_digest(base)
+    changes: dict[str, Any] = {
+        "events": events[::-1],
+        "links": links[::-1],
+        "resource": {c.SERVICE_NAME: "agent", "host.name": "h2"},
+        "scope_name": "other",
+        "scope_version": "9",
+        "trace_state": "k=v",
+        "parent_is_remote": True,
+        "dropped_attributes": 1,
+        "dropped_events": 1,
+        "dropped_links": 1,
+    }
+    for field, value in changes.items():
+        changed = dataclasses.replace(base, **{field: value})
+        assert span_digest(changed) != span_digest(base), field
+    for event_or_link in ("events", "links"):
+        items = getattr(base, event_or_link)
+        changed = dataclasses.replace(
+            base, **{event_or_link: (dataclasses.replace(items[0], dropped_attributes=2), items[1])}
+        )
+        assert span_digest(changed) != span_digest(base), event_or_link
+    state = dataclasses.replace(base, links=(dataclasses.replace(links[0], trace_state="a=b"), links[1]))
+    assert span_digest(state) != span_digest(base)
 
 
 def test_seals_chain_and_sign(tmp_path: Path) -> None:
@@ -143,12 +175,33 @@ def test_seals_chain_and_sign(tmp_path: Path) -> None:
     first_body, second_body = SealBody.from_record(first), SealBody.from_record(second)
     assert (first_body.seq, second_body.seq) == (0, 1)
     assert first_body.prev == ""
-    assert second_body.prev == first_body.digest() == first.attributes[c.SEAL_DIGEST]
+    assert second_body.prev == seal_digest(first) == first.attributes[c.SEAL_DIGEST]
     assert first_body.spans == (f"{'2' * 16}:{span_digest(span)}",)
     public = load_public_key(tmp_path / "k.pub")
-    assert verify_signature(first_body, str(first.attributes[c.SEAL_SIGNATURE]), public)
-    assert not verify_signature(second_body, str(first.attributes[c.SEAL_SIGNATURE]), public)
+    assert verify_signature(seal_payload(first), str(first.attributes[c.SEAL_SIGNATURE]), public)
+    assert not verify_signature(seal_payload(second), str(first.attributes[c.SEAL_SIGNATURE]), public)
     assert first.end_ns > first.start_ns
+
+
+def test_a_seal_covers_its_own_span_not_only_its_seal_attributes(tmp_path: Path) -> None:
+    sealer = Sealer("stream-1", None, heartbeat_interval_s=60, resource={c.SERVICE_NAME: "a"})
+    seal = sealer.seal(
+        trace_id="1" * 32,
+        parent_span_id="",
+        spans=(),
+        completeness="unchecked",
+        violations=(),
+        reason="heartbeat",
+        now_ns=5000,
+    )
+    for change in (
+        {"parent_span_id": "9" * 16},
+        {"end_ns": seal.end_ns + 1000},
+        {"start_ns": seal.start_ns - 1000},
+        {"attributes": {**seal.attributes, "provenance.seal.note": "forged"}},
+        {"resource": {c.SERVICE_NAME: "someone else"}},
+    ):
+        assert seal_digest(dataclasses.replace(seal, **change)) != seal.attributes[c.SEAL_DIGEST], change
 
 
 def test_keygen_writes_a_private_key_only_the_owner_can_read(
@@ -197,19 +250,57 @@ def test_untouched_archive_verifies(tmp_path: Path, capsys: pytest.CaptureFixtur
         assert code == 0
 
 
-def test_without_a_public_key_verify_says_signatures_were_not_checked(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_without_a_public_key_verify_is_never_verified(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("PROVTRACE_PUBLIC_KEY", raising=False)
     archive, _, traces = signed_archive(tmp_path, decisions=1)
     code, report = verify_json(traces[0], "--archive", str(archive), capsys=capsys)
-    assert code == 0
-    assert [f["kind"] for f in report["findings"]] == ["partial_check"]
+    assert code == 1
+    assert [f["kind"] for f in report["findings"] if f["severity"] == "error"] == ["signatures_unchecked"]
+    assert cli(["verify", traces[0], "--archive", str(archive)]) == 1
+    assert capsys.readouterr().out.startswith("NOT VERIFIED: ")
     recorded = make_recorded(tmp_path / "unsigned")
     reference_scenario()
     recorded.handle.shutdown(30)
     code, report = verify_json("--stream", "--archive", str(tmp_path / "unsigned" / "archive"), capsys=capsys)
-    assert code == 0
-    assert [f["kind"] for f in report["findings"]] == ["unsigned_seal"]
+    assert code == 1
+    assert sorted(f["kind"] for f in report["findings"]) == ["signatures_unchecked", "unsigned_seal"]
+
+
+def test_an_edited_archive_with_rehashed_seals_is_not_verified_without_a_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attacker edits the action and recomputes every digest and the chain: only a signature
+    check can tell, so without a trusted key the answer must not be VERIFIED."""
+    monkeypatch.delenv("PROVTRACE_PUBLIC_KEY", raising=False)
+    archive, public, _ = signed_archive(tmp_path, decisions=1)
+    copy = Archive(archive, tmp_path / "tampered")
+    rehash_after_edit(copy)
+    copy.save()
+    code, report = verify_json("--stream", "--archive", str(copy.root), capsys=capsys)
+    assert code == 1
+    assert [f["kind"] for f in report["findings"] if f["severity"] == "error"] == ["signatures_unchecked"]
+    code, report = verify_json(
+        "--stream", "--archive", str(copy.root), "--public-key", str(public), capsys=capsys
+    )
+    assert code == 1
+    assert "bad_signature" in [f["kind"] for f in report["findings"]]
+
+
+def test_verify_of_an_empty_archive_is_a_finding(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    write_key_pair(tmp_path / "k.key", tmp_path / "k.pub")
+    code, report = verify_json(
+        "--stream",
+        "--archive",
+        str(tmp_path / "empty"),
+        "--public-key",
+        str(tmp_path / "k.pub"),
+        capsys=capsys,
+    )
+    assert code == 1
+    assert [f["kind"] for f in report["findings"]] == ["no_evidence"]
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=lambda a: a.name)

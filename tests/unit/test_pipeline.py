@@ -14,6 +14,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 import provtrace
 from provtrace import conventions as c
 from provtrace.cli.main import main as cli
+from provtrace.integrity import write_key_pair
 from provtrace.readers.archive import ArchiveSource
 from provtrace.reconstruct import reconstruct
 from tests.conftest import make_recorded
@@ -25,10 +26,10 @@ def archive(tmp_path: Path, trace_id: str) -> list[Any]:
 
 
 def run(
-    tmp_path: Path, mode: str, reports: list[provtrace.ViolationReport] | None = None
+    tmp_path: Path, mode: str, reports: list[provtrace.ViolationReport] | None = None, **options: Any
 ) -> tuple[str, str, dict[str, int]]:
     handler = reports.append if reports is not None else None
-    recorded = make_recorded(tmp_path, completeness=mode, violation_handler=handler)
+    recorded = make_recorded(tmp_path, completeness=mode, violation_handler=handler, **options)
     try:
         complete = reference_scenario()["decision"].trace_id
         incomplete = reference_scenario(approve=False)["decision"].trace_id
@@ -80,8 +81,14 @@ def test_off_forwards_unchecked(tmp_path: Path) -> None:
     assert counters["segments_unchecked"] == 2
 
 
-def test_quarantine_list_show_and_release(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _, incomplete, _ = run(tmp_path, "enforce")
+def test_quarantine_list_show_and_release(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, public = tmp_path / "keys" / "agent.key", tmp_path / "keys" / "agent.pub"
+    write_key_pair(key, public)
+    monkeypatch.setenv("PROVTRACE_PUBLIC_KEY", str(public))
+    monkeypatch.delenv("PROVTRACE_SIGNING_KEY", raising=False)
+    _, incomplete, _ = run(tmp_path, "enforce", signing_key=key)
     qdir = str(tmp_path / "quarantine")
     assert cli(["quarantine", "--dir", qdir, "list", "--format", "json"]) == 0
     (entry,) = json.loads(capsys.readouterr().out)
@@ -104,6 +111,11 @@ def test_quarantine_list_show_and_release(tmp_path: Path, capsys: pytest.Capture
         "--reason",
         "approved by phone, ticket CHG-42",
     ]
+    assert cli(release) == 2
+    assert "say where to forward" in capsys.readouterr().err
+    assert cli([*release, "--archive", str(tmp_path / "archive")]) == 2
+    assert "give --signing-key" in capsys.readouterr().err
+    monkeypatch.setenv("PROVTRACE_SIGNING_KEY", str(key))
     assert cli([*release, "--archive", str(tmp_path / "archive")]) == 0
     capsys.readouterr()
     spans = archive(tmp_path, incomplete)
@@ -241,8 +253,12 @@ def test_a_span_ending_after_shutdown_is_counted_as_lost(
     assert any("ended after provtrace shut down" in r.getMessage() for r in caplog.records)
 
 
-def test_a_tampered_quarantine_entry_is_not_released(tmp_path: Path) -> None:
-    _, incomplete, _ = run(tmp_path, "enforce")
+def test_a_tampered_quarantine_entry_is_not_released(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key, public = tmp_path / "keys" / "agent.key", tmp_path / "keys" / "agent.pub"
+    write_key_pair(key, public)
+    _, incomplete, _ = run(tmp_path, "enforce", signing_key=key)
     (entry,) = (tmp_path / "quarantine").glob("q-*.json")
     body = json.loads(entry.read_text())
     text = json.dumps(body["spans"]).replace("sg-123/rule-9", "sg-999/rule-0")
@@ -250,9 +266,10 @@ def test_a_tampered_quarantine_entry_is_not_released(tmp_path: Path) -> None:
     entry.write_text(json.dumps(body))
     release = [
         *("quarantine", "--dir", str(tmp_path / "quarantine"), "release", entry.stem),
-        *("--reason", "x", "--archive", str(tmp_path / "archive")),
+        *("--reason", "x", "--archive", str(tmp_path / "archive"), "--signing-key", str(key)),
     ]
     assert cli(release) == 2
+    assert "was modified after it was quarantined" in capsys.readouterr().err
     # An attacker who also rewrites the recorded digests gets the release through, but the
     # original seal's withheld digests still expose the change.
     from provtrace.export.quarantine import Quarantine
@@ -262,4 +279,6 @@ def test_a_tampered_quarantine_entry_is_not_released(tmp_path: Path) -> None:
     body["digests"] = {r.span_id: span_digest(r) for r in stored.records}
     entry.write_text(json.dumps(body))
     assert cli(release) == 0
-    assert cli(["verify", incomplete, "--archive", str(tmp_path / "archive")]) == 1
+    assert (
+        cli(["verify", incomplete, "--archive", str(tmp_path / "archive"), "--public-key", str(public)]) == 1
+    )

@@ -33,11 +33,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     release.add_argument("id")
     release.add_argument("--by", default=None, help="who releases it (default: the login name)")
     release.add_argument("--reason", required=True, help="why it is released")
+    release.add_argument("--endpoint", help="OTLP/HTTP endpoint to forward to")
+    release.add_argument("--archive", help="archive directory to forward to (name one or both)")
     release.add_argument(
-        "--endpoint", help="OTLP/HTTP endpoint to forward to (default: OTEL_EXPORTER_OTLP_ENDPOINT)"
+        "--signing-key",
+        help="Ed25519 private key that signs the release seal (default $PROVTRACE_SIGNING_KEY)",
     )
-    release.add_argument("--archive", help="archive directory to forward to")
-    release.add_argument("--signing-key", help="Ed25519 private key that signs the release seal")
     parser.set_defaults(run=run)
 
 

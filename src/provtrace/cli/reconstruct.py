@@ -8,9 +8,11 @@ import html
 from provtrace import conventions as c
 from provtrace.cli.formats import add_format_argument, as_json, html_page, short, timestamp
 from provtrace.cli.sources import add_source_arguments, open_source, warn_unreadable
+from provtrace.cli.verify import add_key_argument, trusted_keys, verdict, verify_one
 from provtrace.errors import InputError
 from provtrace.readers.jaeger import check_trace_id
 from provtrace.reconstruct import ChainStep, DecisionChain, reconstruct
+from provtrace.verify import ERROR, Report
 
 _DIGEST_KEYS = {
     c.INPUT_SHA256: "input",
@@ -25,6 +27,10 @@ _DIGEST_KEYS = {
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("reconstruct", help="show the decision chain of one trace")
     parser.add_argument("trace_id", metavar="TRACE_ID")
+    add_key_argument(parser)
+    parser.add_argument(
+        "--no-verify", action="store_true", help="skip the integrity check (the chain is then unproven)"
+    )
     add_source_arguments(parser)
     add_format_argument(parser)
     parser.set_defaults(run=run)
@@ -32,22 +38,41 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     trace_id = check_trace_id(args.trace_id)
+    keys = None if args.no_verify else trusted_keys(args.public_key)
     source = open_source(args)
     records = source.trace(trace_id)
     warn_unreadable(source)
     if not records:
         raise InputError(f"trace {trace_id} not found in {source.description}")
     chain = reconstruct(trace_id, records)
-    print(render(chain, args.format), end="")
-    return 0 if chain.completeness == c.COMPLETENESS_COMPLETE else 1
+    report = verify_one(source, trace_id, records, keys) if keys is not None else None
+    print(render(chain, args.format, report), end="")
+    complete = chain.completeness == c.COMPLETENESS_COMPLETE
+    return 0 if complete and (report is None or report.ok) else 1
 
 
-def render(chain: DecisionChain, fmt: str) -> str:
+def integrity_line(report: Report | None) -> str:
+    """The integrity verdict next to the completeness verdict (the findings verify would print)."""
+    if report is None:
+        return "integrity: not checked"
+    problems = [f for f in report.findings if f.severity == ERROR]
+    if not problems:
+        return (
+            f"integrity: {verdict(report)} ({report.spans_checked} span(s), {report.seals_checked} seal(s))"
+        )
+    return f"integrity: {verdict(report)}: " + "; ".join(
+        f"{f.kind}" + (f" span {f.span_id}" if f.span_id else "") for f in problems
+    )
+
+
+def render(chain: DecisionChain, fmt: str, report: Report | None = None) -> str:
     if fmt == "json":
-        return as_json(chain.as_json()) + "\n"
+        data = chain.as_json()
+        data["integrity"] = report.as_json() if report is not None else None
+        return as_json(data) + "\n"
     if fmt == "html":
-        return _html(chain)
-    return _text(chain, markdown=fmt == "markdown")
+        return _html(chain, integrity_line(report))
+    return _text(chain, integrity_line(report), markdown=fmt == "markdown")
 
 
 def describe(step: ChainStep) -> str:
@@ -95,10 +120,10 @@ def _digests(step: ChainStep) -> str:
     return ", ".join(parts)
 
 
-def _text(chain: DecisionChain, *, markdown: bool) -> str:
-    out: list[str] = []
+def _text(chain: DecisionChain, integrity: str, *, markdown: bool) -> str:
     bullet = "- " if markdown else "  "
     heading = "## " if markdown else ""
+    out: list[str] = [f"{bullet}{integrity}"]
     for decision in chain.decisions or ():
         out.append(f"{heading}Decision {decision.facts.get(c.DECISION_NAME, decision.name)!r}")
         out.append(f"{bullet}trace {chain.trace_id}, service {decision.service}")
@@ -146,7 +171,7 @@ def _text(chain: DecisionChain, *, markdown: bool) -> str:
     return "\n".join(out) + "\n"
 
 
-def _html(chain: DecisionChain) -> str:
+def _html(chain: DecisionChain, integrity: str) -> str:
     rows = []
     for step in chain.steps:
         links = "<br>".join(
@@ -162,8 +187,9 @@ def _html(chain: DecisionChain) -> str:
     title = ", ".join(str(d.facts.get(c.DECISION_NAME, d.name)) for d in chain.decisions) or chain.trace_id
     body = (
         f"<h1>{html.escape(title)}</h1><p>trace <code>{chain.trace_id}</code> — evidence "
-        f"<b>{html.escape(chain.completeness)}</b></p><table><tr><th>#</th><th>time</th><th>step</th>"
-        "<th>what</th><th>actor / NHI</th><th>links</th><th>digests</th></tr>" + "".join(rows) + "</table>"
+        f"<b>{html.escape(chain.completeness)}</b>; {html.escape(integrity)}</p>"
+        "<table><tr><th>#</th><th>time</th><th>step</th><th>what</th><th>actor / NHI</th>"
+        "<th>links</th><th>digests</th></tr>" + "".join(rows) + "</table>"
     )
     if chain.violations:
         body += (

@@ -5,40 +5,40 @@ from __future__ import annotations
 
 import argparse
 import html
+import os
 import time
 
 from provtrace.cli.formats import add_format_argument, as_json, html_page, parse_time
 from provtrace.cli.sources import add_source_arguments, open_source
 from provtrace.errors import InputError
-from provtrace.integrity import key_id_of, load_public_key, span_digest
+from provtrace.integrity import key_id_of, load_public_key
 from provtrace.model import SpanRecord
 from provtrace.readers.archive import ArchiveSource
+from provtrace.readers.base import EvidenceSource
 from provtrace.readers.jaeger import JaegerSource, check_trace_id, interpretations
 from provtrace.verify import (
     CONFLICTING_COPY,
     ERROR,
     INFO,
     PARTIAL,
+    SIGNATURES_UNCHECKED,
     UNREADABLE_LINE,
     Keys,
+    Readings,
     Report,
-    default_candidates,
+    exact,
     verify_stream,
     verify_trace,
 )
+
+PUBLIC_KEY_ENV = "PROVTRACE_PUBLIC_KEY"
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("verify", help="check digests, seals, signatures and the chain")
     parser.add_argument("trace_id", metavar="TRACE_ID", nargs="?")
     parser.add_argument("--stream", action="store_true", help="verify every stream in the archive")
-    parser.add_argument(
-        "--public-key",
-        metavar="FILE",
-        action="append",
-        default=[],
-        help="trusted Ed25519 public key (PEM); repeat for several",
-    )
+    add_key_argument(parser)
     parser.add_argument(
         "--as-of",
         metavar="TIME",
@@ -50,7 +50,20 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(run=run)
 
 
-def _keys(paths: list[str]) -> Keys:
+def add_key_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--public-key",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help=f"trusted Ed25519 public key (PEM); repeat for several (default ${PUBLIC_KEY_ENV})",
+    )
+
+
+def trusted_keys(paths: list[str]) -> Keys:
+    """The keys given with --public-key, else those named in $PROVTRACE_PUBLIC_KEY."""
+    if not paths:
+        paths = [p for p in os.environ.get(PUBLIC_KEY_ENV, "").split(os.pathsep) if p]
     keys = {}
     for path in paths:
         key = load_public_key(path)
@@ -58,43 +71,56 @@ def _keys(paths: list[str]) -> Keys:
     return Keys(keys, bool(paths))
 
 
-def _v1_candidates(record: SpanRecord) -> set[str]:
-    return {span_digest(option) for option in interpretations(record)}
+def readings_of(source: EvidenceSource) -> Readings:
+    return interpretations if isinstance(source, JaegerSource) and source.api == "v1" else exact
+
+
+def verify_one(source: EvidenceSource, trace_id: str, records: list[SpanRecord], keys: Keys) -> Report:
+    """Every check that one trace allows (reconstruct runs the same)."""
+    report = verify_trace(trace_id, records, keys, readings=readings_of(source))
+    report.add(
+        PARTIAL,
+        INFO,
+        "checked this trace's spans and seals; whether a whole segment of it (spans and seal) "
+        "is missing shows only in the stream: verify --stream --archive DIR",
+        trace_id=trace_id,
+    )
+    if isinstance(source, ArchiveSource):
+        _conflicts(source, report, trace_id=trace_id)
+    return report.finish(keys)
 
 
 def run(args: argparse.Namespace) -> int:
     if bool(args.trace_id) == bool(args.stream):
         raise InputError("give either a TRACE_ID or --stream")
-    keys = _keys(args.public_key)
+    keys = trusted_keys(args.public_key)
     source = open_source(args)
-    candidates = (
-        _v1_candidates if isinstance(source, JaegerSource) and source.api == "v1" else default_candidates
-    )
     if args.stream:
         if not isinstance(source, ArchiveSource):
             raise InputError("verify --stream reads the archive: use --archive DIR")
         records = list(source.all_spans())
         order = [r.span_id for _, _, line in source.lines for r in line if r.is_seal]
         now = args.as_of if args.as_of is not None else time.time_ns()
-        report = verify_stream(records, keys, now_ns=now, order=order, candidates=candidates)
+        report = verify_stream(records, keys, now_ns=now, order=order, readings=readings_of(source))
         _conflicts(source, report)
+        report.finish(keys)
     else:
         trace_id = check_trace_id(args.trace_id)
         records = source.trace(trace_id)
         if not records:
             raise InputError(f"trace {trace_id} not found in {source.description}")
-        report = verify_trace(trace_id, records, keys, candidates=candidates)
-        report.add(
-            PARTIAL,
-            INFO,
-            "checked this trace's spans and seals; whether a whole segment of it (spans and seal) "
-            "is missing shows only in the stream: verify --stream --archive DIR",
-            trace_id=trace_id,
-        )
-        if isinstance(source, ArchiveSource):
-            _conflicts(source, report, trace_id=trace_id)
-    print(render(report.finish(), args.format, source.description), end="")
+        report = verify_one(source, trace_id, records, keys)
+    print(render(report, args.format, source.description), end="")
     return 0 if report.ok else 1
+
+
+def verdict(report: Report) -> str:
+    """VERIFIED only when everything was checked against a trusted key and held."""
+    if report.ok:
+        return "VERIFIED"
+    if all(f.kind == SIGNATURES_UNCHECKED for f in report.findings if f.severity == ERROR):
+        return "NOT VERIFIED"
+    return "FAILED"
 
 
 def _conflicts(source: ArchiveSource, report: Report, *, trace_id: str | None = None) -> None:
@@ -114,9 +140,8 @@ def _conflicts(source: ArchiveSource, report: Report, *, trace_id: str | None = 
 def render(report: Report, fmt: str, description: str) -> str:
     if fmt == "json":
         return as_json(report.as_json()) + "\n"
-    verdict = "VERIFIED" if report.ok else "FAILED"
     summary = (
-        f"{verdict}: {report.spans_checked} span(s), {report.seals_checked} seal(s)"
+        f"{verdict(report)}: {report.spans_checked} span(s), {report.seals_checked} seal(s)"
         + (f", {report.streams_checked} stream(s)" if report.streams_checked else "")
         + f" from {description}"
     )
@@ -127,7 +152,7 @@ def render(report: Report, fmt: str, description: str) -> str:
             for f in report.findings
         )
         return html_page(
-            verdict,
+            verdict(report),
             f"<h1 class='{'ok' if report.ok else 'error'}'>{html.escape(summary)}</h1><ul>{items}</ul>",
         )
     bullet = "- " if fmt == "markdown" else "  "

@@ -7,11 +7,14 @@ arrives is exactly what was sealed.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from typing import TypeVar
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
 from opentelemetry.trace.status import Status, StatusCode
@@ -21,6 +24,7 @@ from provtrace.model import SpanRecord
 from provtrace.otlpjson import loads_line
 from provtrace.records import SPAN_KINDS, STATUS_CODES
 
+T = TypeVar("T")
 _KIND = {number: kind for kind, number in SPAN_KINDS.items()}
 _STATUS = {number: code for code, number in STATUS_CODES.items()}
 
@@ -36,6 +40,19 @@ def _context(trace_id: str, span_id: str, *, remote: bool, trace_state: str = ""
     )
 
 
+def _bounded(attributes: Mapping[str, object], dropped: int) -> BoundedAttributes:
+    """Attributes that report ``dropped`` to the exporter, as the span's originally did."""
+    bounded = BoundedAttributes(attributes=dict(attributes), immutable=False)  # type: ignore[arg-type]
+    bounded.dropped = dropped
+    return bounded
+
+
+def _listed(items: Sequence[T], dropped: int) -> BoundedList[T]:
+    listed = BoundedList.from_seq(None, items)
+    listed.dropped = dropped
+    return listed
+
+
 def to_readable_span(record: SpanRecord) -> ReadableSpan:
     code = _STATUS.get(record.status_code, StatusCode.UNSET)
     parent = (
@@ -48,15 +65,21 @@ def to_readable_span(record: SpanRecord) -> ReadableSpan:
         context=_context(record.trace_id, record.span_id, remote=False, trace_state=record.trace_state),
         parent=parent,
         resource=Resource(dict(record.resource)),
-        attributes=dict(record.attributes),
-        events=[Event(e.name, dict(e.attributes), e.time_ns) for e in record.events],
-        links=[
-            Link(
-                _context(link.trace_id, link.span_id, remote=False, trace_state=link.trace_state),
-                dict(link.attributes),
-            )
-            for link in record.links
-        ],
+        attributes=_bounded(record.attributes, record.dropped_attributes),
+        events=_listed(
+            [Event(e.name, _bounded(e.attributes, e.dropped_attributes), e.time_ns) for e in record.events],
+            record.dropped_events,
+        ),
+        links=_listed(
+            [
+                Link(
+                    _context(link.trace_id, link.span_id, remote=False, trace_state=link.trace_state),
+                    _bounded(link.attributes, link.dropped_attributes),
+                )
+                for link in record.links
+            ],
+            record.dropped_links,
+        ),
         kind=_KIND.get(record.kind, SpanKind.INTERNAL),
         status=Status(
             code,

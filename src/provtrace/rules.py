@@ -144,10 +144,9 @@ def attr_missing(ctx: SegmentContext) -> Iterator[Violation]:
 
 def attr_dropped(ctx: SegmentContext) -> Iterator[Violation]:
     """Counts the exported span carries, and what the processor saw the provider's limits take
-    (cut values, dropped event and link attributes), on provenance spans."""
+    (cut values, dropped event and link attributes). Every span of the segment counts, not only
+    those still marked as steps: a limit can drop ``provenance.step`` itself."""
     for record in ctx.records:
-        if record.step is None:
-            continue
         found = [
             f"{count} {what} dropped"
             for what, count in (
@@ -161,9 +160,9 @@ def attr_dropped(ctx: SegmentContext) -> Iterator[Violation]:
         for loss in dict.fromkeys(found):
             yield Violation(
                 c.RULE_ATTR_DROPPED,
-                f"{record.step} lost data: {loss}",
+                f"{record.step or record.name} lost data: {loss}",
                 span_id=record.span_id,
-                step=record.step,
+                step=record.step or "",
                 attribute=loss.partition(":")[0],
             )
 

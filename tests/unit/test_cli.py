@@ -15,6 +15,7 @@ from provtrace.cli.main import main as cli
 from provtrace.integrity import write_key_pair
 from tests.conftest import make_recorded
 from tests.scenario import reference_scenario
+from tests.tamper import Archive, change_attribute
 
 
 @pytest.fixture
@@ -166,3 +167,28 @@ def test_doctor_reports_settings_and_fails_on_a_bad_one(tmp_path: Path) -> None:
     bad = run_cli("doctor", env={**env, "PROVTRACE_COMPLETENESS": "strict"})
     assert bad.returncode == 1
     assert "FAIL  settings: completeness must be one of enforce, annotate, off" in bad.stdout
+
+
+def test_reconstruct_of_an_altered_archive_exits_1_naming_the_finding(
+    archive: tuple[Path, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, complete, _ = archive
+    copy = Archive(directory, tmp_path / "altered")
+    span_id = change_attribute(copy)  # the action's target
+    copy.save()
+    assert cli(["reconstruct", complete, "--archive", str(copy.root)]) == 1
+    out = capsys.readouterr().out
+    assert f"integrity: FAILED: altered_span span {span_id}" in out
+    assert cli(["reconstruct", complete, "--archive", str(directory)]) == 0
+    assert "integrity: VERIFIED" in capsys.readouterr().out
+    assert cli(["reconstruct", complete, "--archive", str(copy.root), "--no-verify"]) == 0
+    assert "integrity: not checked" in capsys.readouterr().out
+
+
+def test_reconstruct_without_a_trusted_key_says_signatures_were_not_checked(
+    archive: tuple[Path, str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory, complete, _ = archive
+    monkeypatch.delenv("PROVTRACE_PUBLIC_KEY")
+    assert cli(["reconstruct", complete, "--archive", str(directory)]) == 1
+    assert "integrity: NOT VERIFIED: signatures_unchecked" in capsys.readouterr().out

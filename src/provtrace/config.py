@@ -26,6 +26,7 @@ from provtrace import conventions as c
 from provtrace.content import DEFAULT_MAX_CONTENT_BYTES, CapturePolicy
 from provtrace.errors import ConfigurationError, KeyFileError
 from provtrace.integrity import load_private_key
+from provtrace.keyed import DIGEST_KEY, load_digest_key
 from provtrace.pipeline import Health, Pipeline, PipelineSettings, ViolationHandler, log_violation
 from provtrace.processor import ProcessorLimits
 from provtrace.rules import Rule
@@ -361,6 +362,7 @@ def configure(
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
     spool_fsync: bool = True,
+    digest_key: str | os.PathLike[str] | None = None,
 ) -> Provtrace:
     """Start recording provenance; see DESIGN.md and docs/configuration.md for every setting.
 
@@ -389,10 +391,12 @@ def configure(
         headers=headers,
         spool_fsync=spool_fsync,
     )
+    key = _digest_key(digest_key)
     with _lock:
         previous, _current = _current, None
     if previous is not None:
         previous.shutdown()
+    DIGEST_KEY.use(key)
     try:
         pipeline = Pipeline(settings)
     except SpoolError as exc:
@@ -429,6 +433,21 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _digest_key(path: str | os.PathLike[str] | None) -> bytes:
+    """The evidence owner's key for digests of secret-bearing content (see provtrace.keyed):
+    ``digest_key``, else ``PROVTRACE_DIGEST_KEY``, else ``$PROVTRACE_HOME/keys/digest.key``,
+    created owner-only on first use."""
+    target = Path(_setting(path, "PROVTRACE_DIGEST_KEY", default_home() / "keys" / "digest.key"))
+    try:
+        return load_digest_key(target, create=True)
+    except KeyFileError as exc:
+        raise ConfigurationError(f"digest_key: {exc} (set digest_key or PROVTRACE_DIGEST_KEY)") from exc
+    except OSError as exc:
+        raise ConfigurationError(
+            f"digest_key: cannot create {target}: {exc.strerror} (set digest_key or PROVTRACE_DIGEST_KEY)"
+        ) from exc
 
 
 def _provider(service_name: str, explicit: TracerProvider | None) -> TracerProvider:

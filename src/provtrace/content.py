@@ -28,6 +28,7 @@ from typing import Any, Final
 import rfc8785
 
 from provtrace import conventions as c
+from provtrace.keyed import DIGEST_KEY
 
 _MAX_SAFE_INT: Final = 2**53 - 1
 MAX_DEPTH: Final = 64
@@ -249,19 +250,28 @@ def jsonable_digest(jsonable: JsonValue, *, plain: bool | None = None) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Captured:
-    """Content as recorded: its JSON form (for storing), the digest of the original, and whether
-    that digest identifies the value exactly (False when something opaque was met: see
-    :func:`to_jsonable`); only an exact digest can bind an approval to an action."""
+    """Content as recorded: its JSON form (for storing), the digest of the original, whether that
+    digest identifies the value exactly (False when something opaque was met: see
+    :func:`to_jsonable`; only an exact digest can bind an approval to an action), and whether it is
+    keyed because the content held a fetched secret (see :mod:`provtrace.keyed`)."""
 
     jsonable: JsonValue
     digest: str
     exact: bool = True
+    keyed: bool = False
 
 
 def capture(value: object) -> Captured:
     converter = _Converter()
     jsonable = converter.convert(value, 0)
-    return Captured(jsonable, jsonable_digest(jsonable, plain=converter.plain), not converter.opaque)
+    canonical = canonical_json(jsonable, plain=converter.plain)
+    if _holds_secret(canonical):
+        return Captured(jsonable, DIGEST_KEY.hexdigest(canonical), not converter.opaque, keyed=True)
+    return Captured(jsonable, hashlib.sha256(canonical).hexdigest(), not converter.opaque)
+
+
+def _holds_secret(canonical: bytes) -> bool:
+    return SECRETS.pattern is not None and SECRETS.contains_secret(canonical.decode("utf-8", "replace"))
 
 
 def digest(value: object) -> str:
@@ -270,24 +280,30 @@ def digest(value: object) -> str:
 
 
 class StreamingDigest:
-    """Digest of a list built one item at a time, equal to ``digest(list_of_items)``.
+    """Digest of a list built one item at a time, equal to ``capture(list_of_items).digest``.
 
     Generators are recorded this way so the digest covers every yielded item without keeping
-    them all in memory.
+    them all in memory. Both the plain and the keyed digest are kept until the end, because a
+    secret in any item makes the whole digest keyed.
     """
 
     def __init__(self) -> None:
         self._hash = hashlib.sha256(b"[")
+        self._keyed = DIGEST_KEY.hasher()
+        self._keyed.update(b"[")
         self._count = 0
+        self.keyed = False
 
     def add(self, item: object) -> None:
-        if self._count:
-            self._hash.update(b",")
-        self._hash.update(canonical_json(to_jsonable(item)))
+        canonical = canonical_json(to_jsonable(item))
+        separator = b"," if self._count else b""
+        for state in (self._hash, self._keyed):
+            state.update(separator + canonical)
+        self.keyed = self.keyed or _holds_secret(canonical)
         self._count += 1
 
     def hexdigest(self) -> str:
-        final = self._hash.copy()
+        final = (self._keyed if self.keyed else self._hash).copy()
         final.update(b"]")
         return final.hexdigest()
 

@@ -42,6 +42,8 @@ NHI_ID: Final = "provenance.nhi.id"
 OUTCOME: Final = "provenance.outcome"
 CAPTURE_MODE: Final = "provenance.content.capture"
 CONTENT_TRUNCATED: Final = "provenance.content.truncated"
+CONTENT_KEYED: Final = "provenance.content.keyed"  # digest attributes that are HMACs (see keyed.py)
+CONTENT_KEY_ID: Final = "provenance.content.key_id"
 LINKS_MIRROR: Final = "provenance.links"
 UPSTREAM_SAMPLED: Final = "provenance.upstream.sampled"
 

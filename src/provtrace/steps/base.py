@@ -38,6 +38,7 @@ from provtrace.content import (
     capture,
     to_jsonable,
 )
+from provtrace.keyed import DIGEST_KEY
 from provtrace.steps.scope import FACTS, DecisionState, StepFact, current_decision
 from provtrace.tracing import now_ns
 
@@ -111,6 +112,7 @@ class StepHandle:
         self.decision = decision
         self.capture = capture
         self._truncated: list[str] = []
+        self._keyed: list[str] = []
         self._tokens: list[Any] = []
         self._ended = False
         self.error: BaseException | None = None
@@ -164,9 +166,18 @@ class StepHandle:
         with self.recording(digest_attribute):
             captured = capture(value)
             digest = captured.digest
-            self.span.set_attribute(digest_attribute, digest)
+            self.set_digest(digest_attribute, digest, keyed=captured.keyed)
             self._store(captured.jsonable, content_attribute)
         return digest
+
+    def set_digest(self, attribute: str, digest: str, *, keyed: bool) -> None:
+        """Record a content digest; a keyed one (the content held a fetched secret) is listed in
+        ``provenance.content.keyed`` with the key's id, so an investigator knows which to use."""
+        self.span.set_attribute(attribute, digest)
+        if keyed:
+            self._keyed.append(attribute)
+            self.span.set_attribute(c.CONTENT_KEYED, tuple(dict.fromkeys(self._keyed)))
+            self.span.set_attribute(c.CONTENT_KEY_ID, DIGEST_KEY.key_id)
 
     def _store(self, jsonable: Any, content_attribute: str) -> None:
         rendered = self.capture.render(jsonable)
@@ -233,7 +244,7 @@ def bind_params(handle: StepHandle, captured: Captured, attribute: str) -> str:
     (an object known only by its repr, a cycle, nesting too deep) bind nothing: the attribute is
     left out, ``provenance.params.inexact`` says why, and an approval can never match them."""
     if captured.exact:
-        handle.span.set_attribute(attribute, captured.digest)
+        handle.set_digest(attribute, captured.digest, keyed=captured.keyed)
         return captured.digest
     handle.span.set_attribute(
         c.PARAMS_INEXACT,
@@ -575,7 +586,7 @@ class _OutputStream:
             if not handle.span.is_recording():
                 return
             if handle.capture.digests:
-                handle.span.set_attribute(c.OUTPUT_SHA256, self._digest.hexdigest())
+                handle.set_digest(c.OUTPUT_SHA256, self._digest.hexdigest(), keyed=self._digest.keyed)
             handle._store(self._items, handle.output_attribute)
             if not self._complete:
                 handle._truncated.append(handle.output_attribute)

@@ -11,8 +11,9 @@ from provtrace.config import Provtrace, configure, current
 from provtrace.content import digest
 from provtrace.errors import ConfigurationError, InputError, ProvenanceViolation, ProvtraceError
 from provtrace.instrument import instrument
-from provtrace.pipeline import Health, ViolationReport
 from provtrace.rules import SegmentContext, Violation
+from provtrace.runtime import Health
+from provtrace.sealing import ViolationReport
 from provtrace.steps import (
     Action,
     Approval,

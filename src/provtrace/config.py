@@ -21,17 +21,20 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 
-from provtrace import __about__, metrics
+from provtrace import __about__, metrics, runtime
 from provtrace import conventions as c
 from provtrace.content import DEFAULT_MAX_CONTENT_BYTES, CapturePolicy
 from provtrace.errors import ConfigurationError, KeyFileError
 from provtrace.integrity import load_private_key
 from provtrace.keyed import DIGEST_KEY, load_digest_key
-from provtrace.pipeline import Health, Pipeline, PipelineSettings, ViolationHandler, log_violation
+from provtrace.pipeline import Pipeline, PipelineSettings
 from provtrace.processor import ProcessorLimits
 from provtrace.rules import Rule
+from provtrace.runtime import Health
+from provtrace.sealing import ViolationHandler
 from provtrace.spool import SpoolError
 from provtrace.tracing import AuditSampler, audit_span_limits
+from provtrace.violations import log_violation
 
 logger = logging.getLogger("provtrace")
 
@@ -106,6 +109,17 @@ class Provtrace:
         problem = "the tracer provider records nothing (OTEL_SDK_DISABLED=true?): no evidence is recorded"
         return Health(False, (*health.problems, problem))
 
+    # --- the runtime interface (provtrace.runtime.Runtime) the recording API uses -------------
+
+    def count(self, name: str, amount: int = 1) -> None:
+        self._pipeline.counters.add(name, amount)
+
+    def recording_error(self, what: str, exc: BaseException) -> None:
+        self._pipeline.recording_error(what, exc)
+
+    def seals(self, span_id: int) -> bool:
+        return self._pipeline.processor.tracks(span_id)
+
     def note_unrecorded(self, step: str) -> None:
         """A step ran but its span is not recorded (disabled or sampling provider): counted, and
         logged once per configuration, never silent."""
@@ -129,6 +143,7 @@ class Provtrace:
         with _lock:
             if _current is self:
                 _current = None
+        runtime.uninstall(self)
         return self._pipeline.shutdown(timeout_s)
 
 
@@ -411,6 +426,7 @@ def configure(
         )
     with _lock:
         _current = _last = handle
+    runtime.install(handle)
     return handle
 
 
@@ -420,6 +436,7 @@ def _after_fork_in_child() -> None:
     parent had buffered or spooled stays the parent's to deliver."""
     global _lock
     _lock = threading.Lock()
+    runtime.reset_after_fork()
     handle = _current
     if handle is None:
         return

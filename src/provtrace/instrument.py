@@ -7,7 +7,7 @@ from importlib.metadata import entry_points
 
 from opentelemetry.trace import TracerProvider
 
-from provtrace import config
+from provtrace import runtime
 
 logger = logging.getLogger("provtrace")
 
@@ -22,8 +22,9 @@ def instrument(tracer_provider: TracerProvider | None = None) -> list[str]:
     Returns the names of the instrumentations turned on; one that fails is logged and skipped.
     """
     provider = tracer_provider
-    if provider is None and config.current() is not None:
-        provider = config.current().tracer_provider  # type: ignore[union-attr]
+    active = runtime.current()
+    if provider is None and active is not None:
+        provider = active.tracer_provider
     enabled: list[str] = []
     for entry in entry_points(group="opentelemetry_instrumentor"):
         dist = entry.dist

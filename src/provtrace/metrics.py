@@ -15,22 +15,20 @@ from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from provtrace import conventions as c
+from provtrace import runtime
 from provtrace.__about__ import __version__
-from provtrace.pipeline import COUNTER_NAMES
+from provtrace.counters import COUNTER_NAMES, GAUGE_NAMES
 
-GAUGES = ("buffered_spans", "buffered_traces", "spool_pending_bytes")
 _lock = threading.Lock()
 _registered: weakref.WeakSet[MeterProvider] = weakref.WeakSet()
 _global_registered = False
 
 
 def _observe(name: str, _: CallbackOptions) -> Iterable[Observation]:
-    from provtrace.config import current
-
-    handle = current()
-    if handle is None:
+    active = runtime.current()
+    if active is None:
         return []
-    return [Observation(handle.counters[name])]
+    return [Observation(active.counters[name])]
 
 
 def register(meter_provider: MeterProvider | None = None) -> None:
@@ -47,5 +45,5 @@ def register(meter_provider: MeterProvider | None = None) -> None:
     meter = metrics.get_meter(c.INSTRUMENTATION_NAME, __version__, meter_provider=meter_provider)
     for name in COUNTER_NAMES:
         meter.create_observable_counter(f"provtrace.{name}", callbacks=[functools.partial(_observe, name)])
-    for name in GAUGES:
+    for name in GAUGE_NAMES:
         meter.create_observable_gauge(f"provtrace.{name}", callbacks=[functools.partial(_observe, name)])

@@ -1,102 +1,53 @@
-"""The evidence pipeline behind the processor: check, quarantine, seal, spool, deliver.
+"""The evidence pipeline behind the processor: it owns the worker threads, start, flush, shutdown.
 
-Two worker threads keep this work off the agent's threads. The sealer checks each segment
-against the completeness contract, applies the mode (enforce / annotate / off), seals what is
-forwarded and writes it to the spool; the deliverer moves spooled segments to every sink and
-retries until they are accepted. Nothing is dropped silently: a segment is delivered, quarantined,
-or left in the spool and reported; spans that cannot be sealed (an internal error, a span ending
-after shutdown) are counted in ``spans_lost`` and logged with their trace.
+The processor hands each segment to the sealer thread, which converts it, judges and seals it
+(``provtrace.sealing``) and writes the sealed line to the spool; the deliverer thread
+(``provtrace.export.delivery``) moves spooled lines to every sink. Nothing is dropped silently: a
+segment is delivered, quarantined, or left in the spool and reported; spans that cannot be sealed
+(an internal error, a span ending after shutdown, a spool that cannot persist at shutdown) are
+counted in ``spans_lost`` and logged with the reason.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from provtrace import conventions as c
 from provtrace.content import REDACTOR
+from provtrace.counters import Counters
 from provtrace.export.archive import ArchiveSink
-from provtrace.export.otlp import OtlpSink
+from provtrace.export.delivery import Deliverer
 from provtrace.export.quarantine import Quarantine
 from provtrace.export.sink import Sink
-from provtrace.integrity import Sealer, random_span_id, random_trace_id
+from provtrace.integrity import Sealer, random_span_id
 from provtrace.model import AttrValue, SpanRecord
-from provtrace.otlpjson import dumps_line, loads_line
+from provtrace.otlpjson import loads_line
 from provtrace.processor import ProcessorLimits, ProvenanceProcessor, RawSegment
-from provtrace.records import Segment, TraceMemory, convert, end_after
-from provtrace.rules import Rule, SegmentContext, Violation, evaluate
+from provtrace.records import Segment, TraceMemory, convert
+from provtrace.rules import Rule, Violation
+from provtrace.runtime import Health
+from provtrace.sealing import (
+    Sealed,
+    Verdicts,
+    ViolationHandler,
+    ViolationReport,
+    seal_heartbeat,
+    seal_release,
+    seal_segment,
+)
 from provtrace.spool import Spool, SpoolError
 from provtrace.tracing import now_ns, suppress_instrumentation
+from provtrace.violations import log_violation
 
 logger = logging.getLogger("provtrace")
-
-COUNTER_NAMES = (
-    "segments_checked",
-    "segments_complete",
-    "segments_incomplete",
-    "segments_unchecked",
-    "segments_quarantined",
-    "spans_processed",
-    "spans_lost",
-    "seals",
-    "heartbeats",
-    "segments_delivered",
-    "delivery_failures",
-    "recording_errors",
-    "rule_errors",
-    "handler_errors",
-    "guard_refusals",
-    "steps_unrecorded",
-)
-
-
-class Counters:
-    """Thread-safe counters, read through the handle and exported as OTel metrics."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._values = dict.fromkeys(COUNTER_NAMES, 0)
-
-    def add(self, name: str, amount: int = 1) -> None:
-        with self._lock:
-            self._values[name] += amount
-
-    def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self._values)
-
-
-@dataclasses.dataclass(frozen=True)
-class ViolationReport:
-    """What the violation handler receives: ids and codes, never content."""
-
-    trace_id: str
-    codes: tuple[str, ...]
-    violations: tuple[Violation, ...]
-    quarantine_id: str
-    mode: str
-
-
-ViolationHandler = Callable[[ViolationReport], None]
-
-
-def log_violation(report: ViolationReport) -> None:
-    where = f"quarantined as {report.quarantine_id}" if report.quarantine_id else "forwarded"
-    logger.error(
-        "provtrace: incomplete evidence in trace %s (%s): %s",
-        report.trace_id,
-        where,
-        ", ".join(report.codes),
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,9 +70,14 @@ class PipelineSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class Health:
-    ok: bool
-    problems: tuple[str, ...]
+class Release:
+    """A released quarantine segment, sealed with the verdict it had."""
+
+    records: tuple[SpanRecord, ...]
+    codes: tuple[str, ...]
+
+
+Work = RawSegment | Release
 
 
 def new_stream_id(service_name: str) -> str:
@@ -138,96 +94,88 @@ class Pipeline:
         self.resource: dict[str, AttrValue] = {c.SERVICE_NAME: settings.service_name}
         key = settings.signing_key if isinstance(settings.signing_key, Ed25519PrivateKey) else None
         self.sealer = Sealer(
-            self.stream_id,
-            key,
-            heartbeat_interval_s=settings.heartbeat_interval_s,
-            resource=self.resource,
+            self.stream_id, key, heartbeat_interval_s=settings.heartbeat_interval_s, resource=self.resource
         )
-        self.sinks = self._make_sinks()
+        self.verdicts = Verdicts(settings.completeness, settings.profile, settings.rules)
+        sinks = self._make_sinks()
         self.spool = Spool(
-            settings.spool_dir,
-            self.stream_id,
-            [s.name for s in self.sinks],
-            fsync=settings.spool_fsync,
+            settings.spool_dir, self.stream_id, [s.name for s in sinks], fsync=settings.spool_fsync
         )
         self.quarantine = Quarantine(settings.quarantine_dir)
         self.processor = ProvenanceProcessor(
             self._submit, limits=settings.limits, on_lost=lambda: self.counters.add("spans_lost")
         )
         self._memory = TraceMemory()
-        self._queue: queue.Queue[RawSegment | Segment | None] = queue.Queue(
-            maxsize=settings.max_pending_segments
-        )
+        self._queue: queue.Queue[Work | None] = queue.Queue(maxsize=settings.max_pending_segments)
         self._progress = threading.Condition()
         self._unspooled: list[str] = []
-        self._reentrant: list[RawSegment | Segment] = []
+        self._reentrant: list[Work] = []
         self._spool_problem = ""
-        self._delivery_problem: dict[str, str] = {}
         self._last_seal = time.monotonic()
         self._closing = threading.Event()
         self._shutdown_lock = threading.Lock()
         self._sealer_done = threading.Event()
         self._stopped = False
-        self._orphans: list[Spool] = (
-            list(Spool.adopt_orphans(settings.spool_dir, self.spool.directory, [s.name for s in self.sinks]))
-            if adopt_orphans
-            else []
-        )
-        for orphan in self._orphans:
-            if orphan.foreign_sinks:
-                logger.warning(
-                    "provtrace spool %s holds evidence for %s, which this process does not deliver "
-                    "to; it is kept for a process that does",
-                    orphan.directory,
-                    ", ".join(orphan.foreign_sinks),
-                )
+        if adopt_orphans:
+            self.deliverer = Deliverer.adopting(
+                self.spool, sinks, self.counters, self._progress, settings.spool_dir
+            )
+        else:
+            self.deliverer = Deliverer(self.spool, sinks, self.counters, self._progress)
         self._sealer_thread = threading.Thread(target=self._seal_loop, name="provtrace-sealer", daemon=True)
-        self._delivery_thread = threading.Thread(
-            target=self._delivery_loop, name="provtrace-delivery", daemon=True
-        )
         self._sealer_thread.start()
-        self._delivery_thread.start()
+        self.deliverer.start()
+
+    @property
+    def sinks(self) -> tuple[Sink, ...]:
+        return self.deliverer.sinks
 
     def _make_sinks(self) -> list[Sink]:
         sinks: list[Sink] = []
         if self.settings.archive_dir is not None:
             sinks.append(ArchiveSink(self.settings.archive_dir, self.stream_id))
         if self.settings.endpoint:
+            from provtrace.export.otlp import OtlpSink
+
             sinks.append(OtlpSink(self.settings.endpoint, headers=dict(self.settings.headers)))
         return sinks
 
     # --- agent side -------------------------------------------------------------------------
 
-    def _submit(self, segment: RawSegment | Segment) -> None:
+    def _submit(self, item: Work) -> None:
         """Called by the processor on the thread that ended the span; blocks only while the
         sealer is ``max_pending_segments`` behind (back-pressure instead of loss). Spans ended on
         the sealer thread itself (a violation handler's) are queued aside, never waited for."""
         if threading.current_thread() is self._sealer_thread:
-            self._reentrant.append(segment)
+            self._reentrant.append(item)
             return
         while True:
             try:
-                self._queue.put(segment, timeout=1.0)
+                self._queue.put(item, timeout=1.0)
                 return
             except queue.Full:
                 if not self._sealer_thread.is_alive():
-                    self._lost(segment, "the sealer thread is not running")
+                    self._lost(item, "the sealer thread is not running")
                     return
 
-    def _lost(self, item: RawSegment | Segment, reason: str) -> None:
+    def emit_released(self, records: Sequence[SpanRecord], codes: Sequence[str]) -> None:
+        """Seal and persist a released quarantine segment with its original verdict."""
+        if records:
+            self._queue.put(Release(tuple(records), tuple(codes)))
+
+    def _lost(self, item: Work, reason: str) -> None:
         """Report spans that cannot be sealed: counted and logged with their trace, never silent."""
-        count = len(item.spans) if isinstance(item, RawSegment) else len(item.records)
-        trace = f"{item.trace_id:032x}" if isinstance(item.trace_id, int) else item.trace_id
+        if isinstance(item, RawSegment):
+            count, trace = len(item.spans), f"{item.trace_id:032x}"
+        else:
+            count, trace = len(item.records), item.records[0].trace_id
         self.counters.add("spans_lost", count)
         logger.error("provtrace lost %d span(s) of trace %s: %s", count, trace, reason)
 
     def recording_error(self, where: str, exc: BaseException) -> None:
         self.counters.add("recording_errors")
         logger.warning(
-            "provtrace could not record %s: %s: %s",
-            where,
-            type(exc).__name__,
-            REDACTOR.text(str(exc)),
+            "provtrace could not record %s: %s: %s", where, type(exc).__name__, REDACTOR.text(str(exc))
         )
 
     def health(self) -> Health:
@@ -238,7 +186,7 @@ class Pipeline:
             problems.append("provtrace is shut down")
         if not self._sealer_thread.is_alive():
             problems.append("the sealer thread is not running")
-        if not self._delivery_thread.is_alive():
+        if not self.deliverer.alive:
             problems.append("the delivery thread is not running")
         if self._spool_problem:
             problems.append(self._spool_problem)
@@ -254,7 +202,7 @@ class Pipeline:
         tick = min(1.0, self.settings.heartbeat_interval_s / 2)
         closing = False
         while True:
-            batch: list[RawSegment | Segment | None] = []
+            batch: list[Work | None] = []
             try:
                 batch.append(self._queue.get(timeout=tick))
                 while len(batch) < 512:
@@ -262,7 +210,7 @@ class Pipeline:
             except queue.Empty:
                 pass
             lines = list(self._unspooled)
-            work: list[RawSegment | Segment] = [item for item in batch if item is not None]
+            work: list[Work] = [item for item in batch if item is not None]
             closing = closing or len(work) < len(batch)
             work += self.processor.sweep()
             while work:
@@ -271,9 +219,12 @@ class Pipeline:
                 work, self._reentrant = self._reentrant, []
             try:
                 if closing:
-                    lines.append(self._heartbeat(c.SEAL_REASON_CLOSE))
+                    lines.append(
+                        self._apply(seal_heartbeat(c.SEAL_REASON_CLOSE, sealer=self.sealer, now_ns=now_ns()))
+                    )
                 elif time.monotonic() - self._last_seal >= self.settings.heartbeat_interval_s:
-                    lines.append(self._heartbeat(c.SEAL_REASON_HEARTBEAT))
+                    heartbeat = seal_heartbeat(c.SEAL_REASON_HEARTBEAT, sealer=self.sealer, now_ns=now_ns())
+                    lines.append(self._apply(heartbeat))
             except Exception as exc:  # noqa: BLE001 - a heartbeat that fails is retried next tick
                 self.recording_error("heartbeat", exc)
             if lines:
@@ -286,14 +237,72 @@ class Pipeline:
                     self._progress.notify_all()
                 return
 
-    def _seal_one(self, item: RawSegment | Segment, lines: list[str]) -> None:
-        """Check, quarantine and seal one segment; an error here loses the segment, loudly,
-        but never stops the sealer."""
+    def _seal_one(self, item: Work, lines: list[str]) -> None:
+        """Convert, judge and seal one item; an error here loses it, loudly, but never stops
+        the sealer."""
         try:
-            lines.append(self._process(item))
+            if isinstance(item, Release):
+                sealed = seal_release(item.records, item.codes, sealer=self.sealer, now_ns=now_ns())
+            else:
+                sealed = self._seal_segment(convert(item, self._memory, self.resource, self.recording_error))
+            lines.append(self._apply(sealed))
         except Exception as exc:  # noqa: BLE001
             self.recording_error("segment", exc)
             self._lost(item, f"sealing failed ({type(exc).__name__})")
+
+    def _seal_segment(self, segment: Segment) -> Sealed:
+        if segment.lost:
+            self.counters.add("spans_lost", len(segment.lost))
+            logger.error(
+                "provtrace lost %d span(s) of trace %s that could not be converted: %s",
+                len(segment.lost),
+                segment.trace_id,
+                ", ".join(segment.lost),
+            )
+        sealed = seal_segment(
+            segment,
+            verdicts=self.verdicts,
+            sealer=self.sealer,
+            quarantine=self._quarantine,
+            resource=self.resource,
+            now_ns=now_ns(),
+        )
+        for name in sealed.failed_rules:
+            logger.warning("provtrace user rule %s raised; its verdict is missing", name)
+        if sealed.report is not None:
+            self._report(sealed.report)
+        return sealed
+
+    def _apply(self, sealed: Sealed) -> str:
+        for name, amount in sealed.counts.items():
+            self.counters.add(name, amount)
+        self._last_seal = time.monotonic()
+        return sealed.line
+
+    def _quarantine(self, segment: Segment, violations: Sequence[Violation]) -> str:
+        try:
+            return self.quarantine.put(
+                trace_id=segment.trace_id,
+                records=segment.records,
+                violations=violations,
+                stream=self.stream_id,
+                seal_seq=self.sealer.next_seq,
+                reason=segment.reason,
+            )
+        except OSError as exc:
+            logger.error(
+                "provtrace could not quarantine trace %s (%s); forwarding it with its verdict instead",
+                segment.trace_id,
+                exc.strerror,
+            )
+            return ""
+
+    def _report(self, report: ViolationReport) -> None:
+        try:
+            self.settings.violation_handler(report)
+        except Exception as exc:  # noqa: BLE001 - a failing handler must not stop the pipeline
+            self.counters.add("handler_errors")
+            logger.warning("provtrace violation handler raised %s", type(exc).__name__)
 
     def _persist(self, lines: list[str]) -> None:
         try:
@@ -308,217 +317,6 @@ class Pipeline:
         self._spool_problem = ""
         with self._progress:
             self._progress.notify_all()
-
-    def _process(self, item: RawSegment | Segment) -> str:
-        if isinstance(item, Segment):
-            segment = item
-        else:
-            segment = convert(item, self._memory, self.resource, self.recording_error)
-        counters = self.counters
-        if segment.lost:
-            counters.add("spans_lost", len(segment.lost))
-            logger.error(
-                "provtrace lost %d span(s) of trace %s that could not be converted: %s",
-                len(segment.lost),
-                segment.trace_id,
-                ", ".join(segment.lost),
-            )
-        counters.add("spans_processed", len(segment.records))
-        mode = self.settings.completeness
-        violations: list[Violation] = []
-        if segment.preset_codes is not None:
-            return self._forward_released(segment, segment.preset_codes)
-        if mode == c.MODE_OFF:
-            completeness = c.COMPLETENESS_UNCHECKED
-            counters.add("segments_unchecked")
-        else:
-            ctx = SegmentContext(
-                trace_id=segment.trace_id,
-                records=segment.records,
-                profile=self.settings.profile,
-                reason=segment.reason,
-                open_span_ids=segment.open_span_ids,
-                earlier=segment.earlier,
-                known_ids=segment.known_ids,
-                leaks=segment.leaks,
-                losses=segment.losses,
-            )
-            violations, failed = evaluate(ctx, self.settings.rules)
-            for name in failed:
-                counters.add("rule_errors")
-                logger.warning("provtrace user rule %s raised; its verdict is missing", name)
-            counters.add("segments_checked")
-            completeness = c.COMPLETENESS_INCOMPLETE if violations else c.COMPLETENESS_COMPLETE
-            counters.add("segments_incomplete" if violations else "segments_complete")
-        codes = tuple(sorted({v.code for v in violations}))
-        forwarded: list[SpanRecord] = list(segment.records)
-        withheld: list[SpanRecord] = []
-        quarantine_id = ""
-        if violations:
-            if mode == c.MODE_ENFORCE:
-                quarantine_id = self._quarantine(segment, violations)
-                if quarantine_id:
-                    forwarded, withheld = [], list(segment.records)
-            forwarded.append(self._violation_record(segment, violations, quarantine_id))
-            self._report(ViolationReport(segment.trace_id, codes, tuple(violations), quarantine_id, mode))
-        return self._sealed_line(
-            forwarded,
-            trace_id=segment.trace_id,
-            parent_span_id=segment.root_span_id if not withheld else "",
-            withheld=withheld,
-            completeness=completeness,
-            violations=codes,
-            reason=segment.reason,
-            open_spans=segment.open_span_ids,
-        )
-
-    def _sealed_line(self, records: Sequence[SpanRecord], *, counter: str = "seals", **seal: Any) -> str:
-        """The archive line of ``records`` and the seal covering them (the stream's next)."""
-        record = self.sealer.seal(spans=records, now_ns=now_ns(), **seal)
-        self.counters.add(counter)
-        self._last_seal = time.monotonic()
-        return dumps_line([*records, record])
-
-    def _forward_released(self, segment: Segment, codes: tuple[str, ...]) -> str:
-        return self._sealed_line(
-            segment.records,
-            trace_id=segment.trace_id,
-            parent_span_id="",
-            completeness=c.COMPLETENESS_INCOMPLETE if codes else c.COMPLETENESS_COMPLETE,
-            violations=codes,
-            reason=segment.reason,
-        )
-
-    def _quarantine(self, segment: Segment, violations: Sequence[Violation]) -> str:
-        try:
-            entry_id = self.quarantine.put(
-                trace_id=segment.trace_id,
-                records=segment.records,
-                violations=violations,
-                stream=self.stream_id,
-                seal_seq=self.sealer.next_seq,
-                reason=segment.reason,
-            )
-        except OSError as exc:
-            self.counters.add("recording_errors")
-            logger.error(
-                "provtrace could not quarantine trace %s (%s); forwarding it with its verdict instead",
-                segment.trace_id,
-                exc.strerror,
-            )
-            return ""
-        self.counters.add("segments_quarantined")
-        return entry_id
-
-    def _violation_record(
-        self, segment: Segment, violations: Sequence[Violation], quarantine_id: str
-    ) -> SpanRecord:
-        now = now_ns()
-        decision_ids = sorted(
-            {str(r.attributes[c.DECISION_ID]) for r in segment.records if c.DECISION_ID in r.attributes}
-        )
-        attributes: dict[str, AttrValue] = {
-            c.VIOLATION_CODES: tuple(sorted({v.code for v in violations})),
-            c.VIOLATION_DETAILS: tuple(json.dumps(v.detail, sort_keys=True) for v in violations),
-            c.VIOLATION_QUARANTINE_ID: quarantine_id,
-            c.VIOLATION_SPAN_COUNT: len(segment.records),
-            c.SEAL_REASON: segment.reason,
-        }
-        if decision_ids:
-            attributes[c.DECISION_ID] = decision_ids[0]
-        return SpanRecord(
-            trace_id=segment.trace_id,
-            span_id=random_span_id(),
-            name=c.VIOLATION_SPAN_NAME,
-            start_ns=now,
-            end_ns=end_after(now, now),
-            status_code=2,
-            status_message="incomplete provenance: " + ", ".join(sorted({v.code for v in violations})),
-            attributes=attributes,
-            resource=self.resource,
-            scope_name=c.INSTRUMENTATION_NAME,
-        )
-
-    def _report(self, report: ViolationReport) -> None:
-        try:
-            self.settings.violation_handler(report)
-        except Exception as exc:  # noqa: BLE001 - a failing handler must not stop the pipeline
-            self.counters.add("handler_errors")
-            logger.warning("provtrace violation handler raised %s", type(exc).__name__)
-
-    def _heartbeat(self, reason: str) -> str:
-        return self._sealed_line(
-            (),
-            counter="heartbeats",
-            trace_id=random_trace_id(),
-            parent_span_id="",
-            completeness=c.COMPLETENESS_UNCHECKED,
-            violations=(),
-            reason=reason,
-        )
-
-    def emit_released(self, records: Sequence[SpanRecord], codes: Sequence[str]) -> None:
-        """Seal and persist a released quarantine segment with its original verdict."""
-        if records:
-            self._queue.put(
-                Segment(
-                    records[0].trace_id,
-                    tuple(records),
-                    c.SEAL_REASON_RELEASE,
-                    preset_codes=tuple(codes),
-                )
-            )
-
-    # --- delivery ---------------------------------------------------------------------------
-
-    def _delivery_loop(self) -> None:
-        suppress_instrumentation()
-        retry_at: dict[str, float] = {}
-        backoff: dict[str, float] = {}
-        while True:
-            moved = False
-            for spool in [*self._orphans, self.spool]:
-                for sink in self.sinks:
-                    if time.monotonic() < retry_at.get(sink.name, 0.0):
-                        continue
-                    try:
-                        moved = self._deliver(spool, sink) or moved
-                    except Exception as exc:  # noqa: BLE001 - any failure is retried, never fatal
-                        self.counters.add("delivery_failures")
-                        delay = min(30.0, backoff.get(sink.name, 0.25) * 2)
-                        backoff[sink.name] = delay
-                        retry_at[sink.name] = time.monotonic() + delay
-                        if sink.name not in self._delivery_problem:
-                            logger.warning("provtrace delivery to %s failed (%s); retrying", sink.name, exc)
-                        self._delivery_problem[sink.name] = str(exc)
-                        continue
-                    backoff.pop(sink.name, None)
-                    if self._delivery_problem.pop(sink.name, None):
-                        logger.warning("provtrace delivery to %s recovered", sink.name)
-            self._release_finished_orphans()
-            with self._progress:
-                self._progress.notify_all()
-                if self._stopped:
-                    return
-                if not moved:
-                    self._progress.wait(timeout=0.5)
-
-    def _deliver(self, spool: Spool, sink: Sink) -> bool:
-        """One batch from ``spool`` to ``sink``; True when something moved."""
-        lines, position = spool.read(sink.name)
-        if not lines:
-            return False
-        sink.send(lines)
-        spool.ack(sink.name, position)
-        if spool is self.spool:
-            self.counters.add("segments_delivered", len(lines))
-        return True
-
-    def _release_finished_orphans(self) -> None:
-        for orphan in list(self._orphans):
-            if not orphan.pending():
-                orphan.close(remove_if_empty=True)
-                self._orphans.remove(orphan)
 
     # --- flush and shutdown -----------------------------------------------------------------
 
@@ -559,10 +357,7 @@ class Pipeline:
         delivered = sealed and not self._unspooled and self.wait_until_delivered(timeout_s)
         with self._progress:
             self._stopped = True
-            self._progress.notify_all()
-        for sink in self.sinks:
-            sink.close()  # also interrupts an export that is still retrying
-        self._delivery_thread.join(timeout=10)
+        stopped = self.deliverer.stop()
         if not sealed:
             logger.error(
                 "provtrace could not seal all evidence within %.0fs of shutdown; what was sealed "
@@ -588,12 +383,11 @@ class Pipeline:
                 self.spool.pending_bytes,
                 self.spool.directory,
             )
-        if self._delivery_thread.is_alive():
+        if not stopped:
             logger.error("provtrace delivery did not stop; its spool stays locked until the process exits")
             return delivered
         self.spool.close(remove_if_empty=True)
-        for orphan in self._orphans:
-            orphan.close()
+        self.deliverer.close_orphans()
         return delivered
 
     def abandon_after_fork(self) -> None:
@@ -602,5 +396,4 @@ class Pipeline:
         self._stopped = True
         self._closing.set()
         self.spool.abandon()
-        for orphan in self._orphans:
-            orphan.abandon()
+        self.deliverer.abandon_orphans()

@@ -58,7 +58,6 @@ class Segment:
     losses: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # see ``losses``
     earlier: Mapping[str, SpanRecord] = dataclasses.field(default_factory=dict)
     known_ids: frozenset[str] = frozenset()  # every span id of the trace sealed earlier
-    preset_codes: tuple[str, ...] | None = None  # a released quarantine segment keeps its verdict
     lost: tuple[str, ...] = ()  # span ids that could not be converted
 
     @property

@@ -237,7 +237,7 @@ def test_a_failing_segment_is_reported_lost_and_the_sealer_keeps_going(
     finally:
         recorded.handle.shutdown(30)
     assert counters["spans_lost"] == 8
-    assert counters["rule_errors"] == 2
+    assert counters["rule_errors"] == 1  # the lost segment's verdict (and its counts) never landed
     assert any(f"lost 8 span(s) of trace {lost}" in r.getMessage() for r in caplog.records)
     assert len(archive(tmp_path, kept)) == 9
 

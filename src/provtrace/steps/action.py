@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 from opentelemetry.trace import Link
 
-from provtrace import config
 from provtrace import conventions as c
+from provtrace import runtime
 from provtrace.authorization import (
     ActionEvidence,
     ApprovalEvidence,
@@ -217,9 +217,9 @@ class ActionSpec(StepSpec[Action]):
         handle.refused = refusal
         with handle.recording("refusal"):
             handle.span.set_attribute(c.GUARD_VIOLATIONS, codes)
-            current = config.current()
-            if current is not None:
-                current.pipeline.counters.add("guard_refusals")
+            active = runtime.current()
+            if active is not None:
+                active.count("guard_refusals")
         raise refusal
 
     def _guard_problems(self, handle: Action) -> tuple[list[Problem], ApprovalEvidence | None]:
@@ -255,13 +255,13 @@ def _evidence(fact: StepFact | None, kind: type[E]) -> E | None:
 def _pipeline_problems(handle: Action) -> list[Problem]:
     """No action without evidence: provtrace must be configured, able to persist (the spool is
     probed, not only its last write), and recording this very action's span."""
-    current = config.current()
-    if current is None:
+    active = runtime.current()
+    if active is None:
         return [(CODE_PIPELINE, "provtrace is not configured, so evidence cannot be persisted")]
-    health = current.health()
+    health = active.health()
     if not health.ok:
         return [(CODE_PIPELINE, "evidence cannot be persisted: " + "; ".join(health.problems))]
-    if not current.pipeline.processor.tracks(handle.context.span_id):
+    if not active.seals(handle.context.span_id):
         return [
             (
                 CODE_PIPELINE,

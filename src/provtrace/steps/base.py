@@ -27,8 +27,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
 
-from provtrace import config
 from provtrace import conventions as c
+from provtrace import runtime
 from provtrace.content import (
     REDACTOR,
     Captured,
@@ -55,14 +55,14 @@ _UNSET: Any = object()
 
 def current_capture() -> CapturePolicy:
     """The capture policy of the active configuration (the default one when unconfigured)."""
-    handle = config.current()
-    return handle.capture if handle else _DEFAULT_CAPTURE
+    active = runtime.current()
+    return active.capture if active else _DEFAULT_CAPTURE
 
 
 def report_recording_error(what: str, exc: BaseException) -> None:
-    handle = config.current()
-    if handle is not None:
-        handle.pipeline.recording_error(what, exc)
+    active = runtime.current()
+    if active is not None:
+        active.recording_error(what, exc)
     else:
         logger.warning("provtrace could not record %s: %s", what, type(exc).__name__)
 
@@ -257,7 +257,7 @@ def bind_params(handle: StepHandle, captured: Captured, attribute: str) -> str:
 _warned_unconfigured = threading.Event()
 
 
-def _note_recording(handle: config.Provtrace | None, span: Span, step: str) -> None:
+def _note_recording(handle: runtime.Runtime | None, span: Span, step: str) -> None:
     """Steps that will not become evidence are never silent: counted and logged once."""
     if handle is not None:
         if not span.is_recording():
@@ -407,8 +407,8 @@ class StepSpec(Generic[H]):
         return attributes, links
 
     def _start(self) -> H:
-        handle_config = config.current()
-        tracer = handle_config.tracer if handle_config else trace.get_tracer(c.INSTRUMENTATION_NAME)
+        active = runtime.current()
+        tracer = active.tracer if active else trace.get_tracer(c.INSTRUMENTATION_NAME)
         policy = current_capture()
         decision = current_decision()
         attributes, links = self._initial(decision, policy)
@@ -421,7 +421,7 @@ class StepSpec(Generic[H]):
         )
         handle = cast(H, self.handle_type(self, span, decision, policy))
         with handle.recording("start"):
-            _note_recording(handle_config, span, self.step)
+            _note_recording(active, span, self.step)
             self._started(handle)
         return handle
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from provtrace import conventions as c
+from provtrace.clock import now_ns
 from provtrace.content import REDACTOR
 from provtrace.counters import Counters
 from provtrace.export.archive import ArchiveSink
@@ -44,7 +45,7 @@ from provtrace.sealing import (
     seal_segment,
 )
 from provtrace.spool import Spool, SpoolError
-from provtrace.tracing import now_ns, suppress_instrumentation
+from provtrace.tracing import suppress_instrumentation
 from provtrace.violations import log_violation
 
 logger = logging.getLogger("provtrace")

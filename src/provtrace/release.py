@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from provtrace import conventions as c
+from provtrace.clock import now_ns
 from provtrace.config import build_settings
 from provtrace.content import REDACTOR
 from provtrace.errors import InputError
@@ -20,7 +21,6 @@ from provtrace.integrity import random_span_id
 from provtrace.model import SpanRecord
 from provtrace.pipeline import Pipeline
 from provtrace.records import end_after
-from provtrace.tracing import now_ns
 
 
 def release_entry(

@@ -8,7 +8,6 @@ are raised so that no attribute, event or link of a provenance span is dropped.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context, attach, set_value
@@ -68,9 +67,3 @@ def suppress_instrumentation() -> None:
     """For provtrace's own worker threads: instrumented libraries they use (the exporter's HTTP
     client) record nothing there, so delivering evidence never produces more evidence."""
     attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
-
-
-def now_ns() -> int:
-    """Wall-clock time in whole microseconds (see ``records.to_micros``)."""
-    ns = time.time_ns()
-    return ns - ns % 1000

@@ -22,13 +22,13 @@ import traceback
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar, Union, cast
 
-import wrapt
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
 
 from provtrace import conventions as c
 from provtrace import runtime
+from provtrace.clock import now_ns
 from provtrace.content import (
     REDACTOR,
     Captured,
@@ -40,7 +40,6 @@ from provtrace.content import (
 )
 from provtrace.keyed import DIGEST_KEY
 from provtrace.steps.scope import FACTS, DecisionState, StepFact, current_decision
-from provtrace.tracing import now_ns
 
 logger = logging.getLogger("provtrace")
 
@@ -474,6 +473,8 @@ class StepSpec(Generic[H]):
     # --- decorator --------------------------------------------------------------------------
 
     def __call__(self, function: F) -> F:
+        import wrapt  # loaded when the first function is decorated, not with the package
+
         binder = _Binder(function)
         spec = self
         if inspect.isasyncgenfunction(function):

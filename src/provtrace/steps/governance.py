@@ -13,10 +13,10 @@ from typing import Any
 
 from provtrace import conventions as c
 from provtrace.authorization import ApprovalEvidence, PolicyEvidence
+from provtrace.clock import now_ns
 from provtrace.content import capture
 from provtrace.steps.base import Refs, StepHandle, StepSpec, bind_params
 from provtrace.steps.scope import DecisionState, StepFact
-from provtrace.tracing import now_ns
 
 DEFAULT_APPROVAL_TTL_S = 900.0
 _NO_INPUT: Any = object()

@@ -113,6 +113,7 @@ class StepHandle:
         self._truncated: list[str] = []
         self._keyed: list[str] = []
         self._tokens: list[Any] = []
+        self._entered: contextvars.Token[Any] | None = None
         self._ended = False
         self.error: BaseException | None = None
         # Recorded as ``error.type`` instead of the exception's type when set (e.g. a JSON-RPC
@@ -254,6 +255,11 @@ def bind_params(handle: StepHandle, captured: Captured, attribute: str) -> str:
 
 
 _warned_unconfigured = threading.Event()
+# The steps opened with ``with`` and not yet exited, innermost last: one variable for every spec,
+# reset by token on exit, so nothing is left behind per step.
+_open_steps: contextvars.ContextVar[tuple[tuple[StepSpec[Any], StepHandle], ...]] = contextvars.ContextVar(
+    "provtrace_open_steps", default=()
+)
 
 
 def _note_recording(handle: runtime.Runtime | None, span: Span, step: str) -> None:
@@ -338,9 +344,6 @@ class StepSpec(Generic[H]):
         self.nhi = nhi
         self.triggered_by = triggered_by
         self.attributes = dict(attributes or {})
-        self._stack: contextvars.ContextVar[tuple[H, ...]] = contextvars.ContextVar(
-            f"provtrace_{self.step}_stack", default=()
-        )
 
     # --- per-step overrides -----------------------------------------------------------------
 
@@ -452,15 +455,24 @@ class StepSpec(Generic[H]):
     def __enter__(self) -> H:
         handle = self._begin()
         handle._activate()
-        self._stack.set((*self._stack.get(), handle))
+        handle._entered = _open_steps.set((*_open_steps.get(), (self, handle)))
         return handle
 
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
-        stack = self._stack.get()
-        if not stack:
+        """Ends the innermost open ``with`` of this spec (a spec may be re-entered, nested)."""
+        stack = _open_steps.get()
+        index = next((i for i in range(len(stack) - 1, -1, -1) if stack[i][0] is self), None)
+        if index is None:
             return
-        handle = stack[-1]
-        self._stack.set(stack[:-1])
+        handle = stack[index][1]
+        token = handle._entered
+        if index == len(stack) - 1 and token is not None:
+            try:
+                _open_steps.reset(token)
+            except ValueError:  # exited in another context (a generator finished elsewhere)
+                _open_steps.set(stack[:index])
+        else:
+            _open_steps.set(stack[:index] + stack[index + 1 :])
         handle._deactivate()
         handle._finish(exc)
 

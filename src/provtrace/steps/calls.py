@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, overload
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -11,6 +11,8 @@ from provtrace import conventions as c
 from provtrace.content import REDACTOR
 from provtrace.steps.base import Refs, StepHandle, StepSpec
 from provtrace.steps.scope import DecisionState
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class LlmCall(StepHandle):
@@ -82,9 +84,43 @@ class LlmCallSpec(StepSpec[LlmCall]):
         return self._triggered_by_links(None)
 
 
-def llm_call(model: Any = None, provider: str | None = None, **options: Any) -> Any:
-    """A model call: ``with provtrace.llm_call(model="gpt-4o", provider="openai") as llm:``."""
-    if callable(model) and provider is None:
+@overload
+def llm_call(model: F, /) -> F: ...
+
+
+@overload
+def llm_call(
+    model: str | None = None,
+    provider: str | None = None,
+    *,
+    operation: str = c.GEN_AI_OPERATION_CHAT,
+    actor: str | None = None,
+    nhi: str | None = None,
+    triggered_by: Refs = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> LlmCallSpec: ...
+
+
+def llm_call(
+    model: str | Callable[..., Any] | None = None,
+    provider: str | None = None,
+    *,
+    operation: str = c.GEN_AI_OPERATION_CHAT,
+    actor: str | None = None,
+    nhi: str | None = None,
+    triggered_by: Refs = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> LlmCallSpec | Callable[..., Any]:
+    """A model call: ``with provtrace.llm_call(model="gpt-4o", provider="openai") as llm:``, or a
+    decorator (``@provtrace.llm_call(model=..., provider=...)``, or bare ``@provtrace.llm_call``)."""
+    options: dict[str, Any] = {
+        "operation": operation,
+        "actor": actor,
+        "nhi": nhi,
+        "triggered_by": triggered_by,
+        "attributes": attributes,
+    }
+    if callable(model):
         return LlmCallSpec(**options)(model)
     return LlmCallSpec(model, provider, **options)
 
@@ -149,8 +185,49 @@ class ToolCallSpec(StepSpec[ToolCall]):
         return attributes
 
 
-def tool_call(name: Any, **options: Any) -> Any:
-    """A tool call: ``@provtrace.tool_call("lookup_ip")`` or ``with provtrace.tool_call(...)``."""
+@overload
+def tool_call(name: F, /) -> F: ...
+
+
+@overload
+def tool_call(
+    name: str,
+    *,
+    call_id: str | None = None,
+    actor: str | None = None,
+    nhi: str | None = None,
+    triggered_by: Refs = None,
+    attributes: Mapping[str, Any] | None = None,
+    span_name: str | None = None,
+    kind: SpanKind = SpanKind.INTERNAL,
+    operation: str | None = c.GEN_AI_OPERATION_EXECUTE_TOOL,
+) -> ToolCallSpec: ...
+
+
+def tool_call(
+    name: str | Callable[..., Any],
+    *,
+    call_id: str | None = None,
+    actor: str | None = None,
+    nhi: str | None = None,
+    triggered_by: Refs = None,
+    attributes: Mapping[str, Any] | None = None,
+    span_name: str | None = None,
+    kind: SpanKind = SpanKind.INTERNAL,
+    operation: str | None = c.GEN_AI_OPERATION_EXECUTE_TOOL,
+) -> ToolCallSpec | Callable[..., Any]:
+    """A tool call: ``@provtrace.tool_call("lookup_ip")`` (or bare ``@provtrace.tool_call``) or
+    ``with provtrace.tool_call("lookup_ip") as tool:``."""
+    options: dict[str, Any] = {
+        "call_id": call_id,
+        "actor": actor,
+        "nhi": nhi,
+        "triggered_by": triggered_by,
+        "attributes": attributes,
+        "span_name": span_name,
+        "kind": kind,
+        "operation": operation,
+    }
     if callable(name):
         return ToolCallSpec(name.__name__, **options)(name)
     return ToolCallSpec(name, **options)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, overload
 
 from provtrace import conventions as c
 from provtrace.steps.base import StepHandle, StepSpec
 from provtrace.steps.scope import DecisionState, enter_decision, exit_decision
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Decision(StepHandle):
@@ -80,20 +82,36 @@ class DecisionSpec(StepSpec[Decision]):
         handle.span.set_attribute(c.DECISION_ID, handle.id)
 
 
+@overload
+def decision(name: F, /) -> F: ...
+
+
+@overload
 def decision(
-    name: Any,
+    name: str,
     trigger: str | None = None,
     *,
     actor: str | None = None,
     nhi: str | None = None,
     decision_id: str | None = None,
     attributes: Mapping[str, Any] | None = None,
-) -> Any:
+) -> DecisionSpec: ...
+
+
+def decision(
+    name: str | Callable[..., Any],
+    trigger: str | None = None,
+    *,
+    actor: str | None = None,
+    nhi: str | None = None,
+    decision_id: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> DecisionSpec | Callable[..., Any]:
     """Open a decision: ``with provtrace.decision("contain INC-4711", trigger=...) as d:``.
 
     Also a decorator (``@provtrace.decision("triage")``, or bare ``@provtrace.decision``), where
     every call is one decision named after the function unless a name is given.
     """
-    if callable(name) and trigger is None:
+    if callable(name):
         return DecisionSpec(name.__name__, actor=actor, nhi=nhi, attributes=attributes)(name)
     return DecisionSpec(name, trigger, actor=actor, nhi=nhi, decision_id=decision_id, attributes=attributes)

@@ -129,7 +129,18 @@ class PolicyCheckSpec(StepSpec[PolicyCheck]):
             handle._decide(verdict, None)
 
 
-def policy_check(policy_id: str, **options: Any) -> PolicyCheckSpec:
+def policy_check(
+    policy_id: str,
+    *,
+    version: str | None = None,
+    engine: str | None = None,
+    input: Any = _NO_INPUT,
+    actions: str | Sequence[str] = (),
+    actor: str | None = None,
+    nhi: str | None = None,
+    triggered_by: Refs = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> PolicyCheckSpec:
     """A policy decision: ``with provtrace.policy_check("fw-change", version="3", input=req) as p:``
     then ``p.allow(reason=...)`` or ``p.deny(reason=...)``. Decorated, a True/"allow" return
     value allows and False/None/"deny" denies.
@@ -137,7 +148,17 @@ def policy_check(policy_id: str, **options: Any) -> PolicyCheckSpec:
     An allow authorises only the actions the check names: those whose parameters equal its
     ``input`` (same digest), or whose type is in ``actions=``; and only until a later check of
     the same policy in the decision does not allow."""
-    return PolicyCheckSpec(policy_id, **options)
+    return PolicyCheckSpec(
+        policy_id,
+        version=version,
+        engine=engine,
+        input=input,
+        actions=actions,
+        actor=actor,
+        nhi=nhi,
+        triggered_by=triggered_by,
+        attributes=attributes,
+    )
 
 
 class Approval(StepHandle):
@@ -253,7 +274,30 @@ class ApprovalSpec(StepSpec[Approval]):
             handle._decide(verdict, None)
 
 
-def approval(approver: str, **options: Any) -> ApprovalSpec:
+def approval(
+    approver: str,
+    *,
+    method: str | None = None,
+    ticket: str | None = None,
+    for_action: Any = _NO_INPUT,
+    expires_in: float | _dt.timedelta = DEFAULT_APPROVAL_TTL_S,
+    nonce: str | None = None,
+    actor: str | None = None,
+    nhi: str | None = None,
+    triggered_by: Refs = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> ApprovalSpec:
     """A human approval bound to the exact action parameters:
     ``with provtrace.approval(approver="alice@example.com", for_action=req) as a: a.approve()``."""
-    return ApprovalSpec(approver, **options)
+    return ApprovalSpec(
+        approver,
+        method=method,
+        ticket=ticket,
+        for_action=for_action,
+        expires_in=expires_in,
+        nonce=nonce,
+        actor=actor,
+        nhi=nhi,
+        triggered_by=triggered_by,
+        attributes=attributes,
+    )

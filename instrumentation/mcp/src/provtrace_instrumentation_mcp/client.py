@@ -24,9 +24,13 @@ from opentelemetry import propagate
 from opentelemetry.trace import Span, SpanKind
 
 from provtrace import conventions as c
-from provtrace.content import taint_spans, tainted_spans, to_jsonable
-from provtrace.steps.base import report_recording_error
-from provtrace.steps.calls import ToolCall
+from provtrace.instrumentation import (
+    ToolCall,
+    report_recording_error,
+    taint_spans,
+    tainted_spans,
+    to_jsonable,
+)
 from provtrace_instrumentation_mcp.protocol import (
     META_CALLER,
     META_TAINTED,

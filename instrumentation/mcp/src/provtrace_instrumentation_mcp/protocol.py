@@ -14,9 +14,9 @@ from typing import Any, Final
 
 from opentelemetry.trace import SpanKind
 
+import provtrace
 from provtrace import conventions as c
-from provtrace.content import REDACTOR, JsonValue, to_jsonable
-from provtrace.steps.calls import ToolCallSpec
+from provtrace.instrumentation import JsonValue, ToolCallSpec, redact, to_jsonable
 
 TOOLS_CALL: Final = "tools/call"
 RESOURCES_READ: Final = "resources/read"
@@ -53,7 +53,7 @@ class Call:
             own[c.MCP_RESOURCE_URI] = self.target
         elif self.method == PROMPTS_GET:
             own[c.GEN_AI_PROMPT_NAME] = self.target
-        return ToolCallSpec(
+        return provtrace.tool_call(
             self.target,
             span_name=self.method if self.method == RESOURCES_READ else f"{self.method} {self.target}",
             kind=kind,
@@ -71,7 +71,7 @@ def describe(method: object, params: object) -> Call | None:
         uri = wire.get("uri")
         if not isinstance(uri, str):
             return None
-        return Call(RESOURCES_READ, REDACTOR.text(uri), {"uri": uri}, wire)
+        return Call(RESOURCES_READ, redact(uri), {"uri": uri}, wire)
     name = wire.get("name")
     if not isinstance(name, str):
         return None
@@ -125,7 +125,7 @@ def claim(value: object) -> str | None:
     """A peer's self-reported string, bounded and redacted (it is recorded, never trusted)."""
     if not isinstance(value, str) or not value:
         return None
-    return REDACTOR.text(value[:MAX_CLAIM_LENGTH])
+    return redact(value[:MAX_CLAIM_LENGTH])
 
 
 def implementation(info: object) -> tuple[str | None, str | None]:

@@ -30,12 +30,16 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.trace import SpanKind
 
-from provtrace import config
 from provtrace import conventions as c
-from provtrace.content import taint_spans, tainted_spans
-from provtrace.steps.base import report_recording_error
-from provtrace.steps.calls import ToolCall
-from provtrace.steps.interop import adopted, continued_decision
+from provtrace.instrumentation import (
+    ToolCall,
+    adopted,
+    continued_decision,
+    report_recording_error,
+    taint_spans,
+    tainted_spans,
+    tracer_provider,
+)
 from provtrace_instrumentation_mcp.client import in_flight, record_result
 from provtrace_instrumentation_mcp.protocol import (
     META_CALLER,
@@ -186,8 +190,8 @@ class ProvenanceMiddleware:
 
 def _recorded_by_provtrace() -> bool:
     """mcp records with the global tracer provider, which need not be provtrace's."""
-    handle = config.current()
-    return handle is None or trace.get_tracer_provider() is handle.tracer_provider
+    provider = tracer_provider()
+    return provider is None or trace.get_tracer_provider() is provider
 
 
 def _sdk_span(ctx: Any) -> SdkSpan | None:

@@ -303,3 +303,17 @@ def test_property_an_approval_never_authorises_other_parameters(
     if not model_equal(approved, acted):
         assert not ran and c.RULE_APPROVAL_BINDING in codes
     assert ran == (not rules), (codes, rules)
+
+
+def test_the_used_nonce_store_is_bounded_and_never_forgets_an_unexpired_approval() -> None:
+    from provtrace.steps.scope import FactRegistry
+
+    now = [0.0]
+    store = FactRegistry(nonce_capacity=2, clock=lambda: now[0])
+    assert store.consume_nonce("a", 10)
+    assert not store.consume_nonce("a", 10)  # single use
+    assert store.consume_nonce("b", 100)
+    assert not store.consume_nonce("c", 10)  # full of unexpired approvals: refuse, forget nothing
+    now[0] = 11.0  # "a" expired: its approval can no longer authorise anything, so it may go
+    assert store.consume_nonce("c", 10)
+    assert store.nonce_used("b") and store.nonce_used("c") and not store.nonce_used("a")

@@ -24,6 +24,7 @@ from provtrace.authorization import (
     names,
     policy_problems,
 )
+from provtrace.clock import now_ns
 from provtrace.content import Captured, capture
 from provtrace.errors import ProvenanceViolation
 from provtrace.steps.base import (
@@ -204,7 +205,11 @@ class ActionSpec(StepSpec[Action]):
         if not self.require:
             return
         problems, approval = self._guard_problems(handle)
-        if not problems and approval is not None and not FACTS.consume_nonce(approval.nonce):
+        if (
+            not problems
+            and approval is not None
+            and not FACTS.consume_nonce(approval.nonce, (approval.expires_at_ns - now_ns()) / 1e9)
+        ):
             # Checked and consumed in one step: two actions racing on one approval, one wins.
             problems = [(c.RULE_APPROVAL_BINDING, "the approval was already used by another action")]
         if problems:

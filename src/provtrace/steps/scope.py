@@ -9,7 +9,10 @@ from __future__ import annotations
 import collections
 import contextvars
 import dataclasses
+import heapq
 import threading
+import time
+from collections.abc import Callable
 
 from opentelemetry.trace import SpanContext
 
@@ -86,13 +89,24 @@ def exit_decision(token: contextvars.Token[DecisionState | None]) -> None:
 
 class FactRegistry:
     """Facts of recent steps by span id, so an explicit link to a handle from another decision
-    can still be checked by the guard. Bounded; the oldest are forgotten first."""
+    can still be checked by the guard, and the nonces of approvals already used. Both bounded:
+    the oldest facts are forgotten first; a used nonce is forgotten only once its approval has
+    expired (by the monotonic clock, so a clock set back cannot revive it), and when too many
+    unexpired ones are held, new approvals are refused rather than old ones forgotten."""
 
-    def __init__(self, capacity: int = 10_000) -> None:
+    def __init__(
+        self,
+        capacity: int = 10_000,
+        nonce_capacity: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
         self._capacity = capacity
+        self._nonce_capacity = nonce_capacity
         self._lock = threading.Lock()
         self._facts: collections.OrderedDict[int, StepFact] = collections.OrderedDict()
-        self._used_nonces: set[str] = set()
+        self._used_nonces: dict[str, float] = {}  # nonce -> monotonic time its approval expires
+        self._expiries: list[tuple[float, str]] = []  # a heap of the same
 
     def put(self, fact: StepFact) -> None:
         with self._lock:
@@ -105,12 +119,20 @@ class FactRegistry:
         with self._lock:
             return self._facts.get(context.span_id)
 
-    def consume_nonce(self, nonce: str) -> bool:
-        """Mark an approval nonce used; False if it already was (approvals are single-use)."""
+    def consume_nonce(self, nonce: str, expires_in_s: float) -> bool:
+        """Mark an approval nonce used until its approval expires (``expires_in_s`` from now);
+        False if it already was (approvals are single-use) or the store is full."""
+        now = self._clock()
         with self._lock:
-            if nonce in self._used_nonces:
+            while self._expiries and self._expiries[0][0] < now:
+                _, old = heapq.heappop(self._expiries)
+                if self._used_nonces.get(old, now) < now:
+                    del self._used_nonces[old]
+            if nonce in self._used_nonces or len(self._used_nonces) >= self._nonce_capacity:
                 return False
-            self._used_nonces.add(nonce)
+            deadline = now + max(expires_in_s, 0.0)
+            self._used_nonces[nonce] = deadline
+            heapq.heappush(self._expiries, (deadline, nonce))
             return True
 
     def nonce_used(self, nonce: str) -> bool:

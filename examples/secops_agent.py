@@ -36,18 +36,20 @@ FIREWALL_SERVER = StdioServerParameters(
 )
 
 
-def call_model(messages: list[dict[str, str]]) -> dict[str, Any]:
-    """Stands in for a chat completion: proposes the change as a tool call."""
+CHANGE = {"sg": "sg-123", "rule": "rule-9", "port": 443, "proto": "tcp", "cidr": "10.0.0.0/24"}
+
+
+def call_model(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stands in for a chat completion: the model proposes a rule lookup and the change, as tool
+    calls in the OpenTelemetry GenAI message shape (what provtrace links later steps to)."""
     return {
         "role": "assistant",
-        "content": "Open 443/tcp on sg-123 for 10.0.0.0/24; it matches change CHG-42.",
-        "proposal": {
-            "sg": "sg-123",
-            "rule": "rule-9",
-            "port": 443,
-            "proto": "tcp",
-            "cidr": "10.0.0.0/24",
-        },
+        "parts": [
+            {"type": "text", "content": "Open 443/tcp on sg-123 for 10.0.0.0/24; it matches change CHG-42."},
+            {"type": "tool_call", "id": "call_1", "name": "lookup_rule", "arguments": {"sg": "sg-123"}},
+            {"type": "tool_call", "id": "call_2", "name": "open_rule", "arguments": CHANGE},
+        ],
+        "finish_reason": "tool_call",
     }
 
 
@@ -87,18 +89,16 @@ async def contain(session: ClientSession, incident: dict[str, str], *, with_appr
         actor="secops-agent",
         nhi="svc-secops@prod",
     ) as decision:
+        question = f"Alert {incident['id']}: {incident['signal']}. What should we change?"
         messages = [
-            {"role": "system", "content": "You are a cautious security operations agent."},
-            {
-                "role": "user",
-                "content": f"Alert {incident['id']}: {incident['signal']}. What should we change?",
-            },
+            {"role": "system", "parts": [{"type": "text", "content": "You are a cautious security agent."}]},
+            {"role": "user", "parts": [{"type": "text", "content": question}]},
         ]
         with provtrace.llm_call(model="gpt-4o", provider="openai") as llm:
             llm.record_input(messages)
             answer = call_model(messages)
             llm.record_output([answer])
-        request = answer["proposal"]
+        request = next(p["arguments"] for p in answer["parts"] if p.get("name") == "open_rule")
         before = await firewall(session, "lookup_rule", sg=request["sg"])
         with provtrace.secret_fetch(
             store="vault", ref="kv/fw-api-token", nhi="svc-fw", version="7"

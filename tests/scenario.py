@@ -8,6 +8,19 @@ import provtrace
 
 REQ = {"sg": "sg-123", "rule": "rule-9", "port": 443, "proto": "tcp", "cidr": "10.0.0.0/24"}
 SECRET = "tok-scenario-8c1f0e2d"
+PROMPT = [{"role": "user", "parts": [{"type": "text", "content": "alert INC-4711"}]}]
+# The model proposes two tool calls: the rule lookup and the change itself (GenAI message shape).
+ANSWER = [
+    {
+        "role": "assistant",
+        "parts": [
+            {"type": "text", "content": "open 443/tcp on sg-123"},
+            {"type": "tool_call", "id": "call_lookup", "name": "lookup_rule", "arguments": {"sg": "sg-123"}},
+            {"type": "tool_call", "id": "call_open", "name": "open_rule", "arguments": REQ},
+        ],
+        "finish_reason": "tool_call",
+    }
+]
 
 
 def reference_scenario(*, approve: bool = True, guard: bool = False, secret: str = SECRET) -> dict[str, Any]:
@@ -19,8 +32,8 @@ def reference_scenario(*, approve: bool = True, guard: bool = False, secret: str
     ) as d:
         handles["decision"] = d
         with provtrace.llm_call(model="gpt-4o", provider="openai") as llm:
-            llm.record_input([{"role": "user", "content": "alert INC-4711"}])
-            llm.record_output([{"role": "assistant", "content": "open 443/tcp on sg-123"}])
+            llm.record_input(PROMPT)
+            llm.record_output(ANSWER)
             llm.set_usage(input_tokens=12, output_tokens=9)
             handles["llm"] = llm
         with provtrace.tool_call("lookup_rule") as tool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any
 
@@ -14,7 +15,7 @@ import provtrace
 from provtrace import conventions as c
 from provtrace.content import digest
 from tests.conftest import Recorded
-from tests.scenario import REQ, reference_scenario
+from tests.scenario import ANSWER, PROMPT, REQ, reference_scenario
 
 REQ_JSON = '{"sg":"sg-123","rule":"rule-9","port":443,"proto":"tcp","cidr":"10.0.0.0/24"}'
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -62,16 +63,15 @@ def test_reference_scenario_names_attributes_and_links(recorded: Recorded) -> No
         c.GEN_AI_OPERATION_NAME: "chat",
         c.GEN_AI_PROVIDER_NAME: "openai",
         c.GEN_AI_REQUEST_MODEL: "gpt-4o",
-        c.INPUT_SHA256: digest([{"role": "user", "content": "alert INC-4711"}]),
-        c.OUTPUT_SHA256: digest([{"role": "assistant", "content": "open 443/tcp on sg-123"}]),
-        c.GEN_AI_INPUT_MESSAGES: '[{"role":"user","content":"alert INC-4711"}]',
-        c.GEN_AI_OUTPUT_MESSAGES: '[{"role":"assistant","content":"open 443/tcp on sg-123"}]',
+        c.INPUT_SHA256: digest(PROMPT),
+        c.OUTPUT_SHA256: digest(ANSWER),
+        c.GEN_AI_INPUT_MESSAGES: json.dumps(PROMPT, separators=(",", ":")),
+        c.GEN_AI_OUTPUT_MESSAGES: json.dumps(ANSWER, separators=(",", ":")),
         c.GEN_AI_USAGE_INPUT_TOKENS: 12,
         c.GEN_AI_USAGE_OUTPUT_TOKENS: 9,
     }
     assert links_of(llm) == []
 
-    trigger = [("triggered_by", llm.context.span_id)]
     tool = recorded.span("execute_tool lookup_rule")
     assert attrs(tool) == {
         **common,
@@ -85,24 +85,24 @@ def test_reference_scenario_names_attributes_and_links(recorded: Recorded) -> No
         c.GEN_AI_TOOL_CALL_ARGUMENTS: '{"sg":"sg-123"}',
         c.GEN_AI_TOOL_CALL_RESULT: '{"rules":[]}',
     }
-    assert links_of(tool) == trigger
+    # The model proposed this call (same name and arguments): linked with its tool call id.
+    assert links_of(tool) == [("triggered_by", llm.context.span_id)]
+    assert dict(tool.links[0].attributes or {})[c.GEN_AI_TOOL_CALL_ID] == "call_lookup"
 
     secret = recorded.span("secret_fetch vault")
     assert attrs(secret) == {
         **common,
-        c.LINKS_MIRROR: mirror(("triggered_by", llm)),
         c.STEP: "secret_fetch",
         c.NHI_ID: "svc-fw",
         c.SECRET_STORE: "vault",
         c.SECRET_REF: "kv/fw-api-token",
         c.SECRET_VERSION: "7",
     }
-    assert links_of(secret) == trigger
+    assert links_of(secret) == []  # the model proposed no secret fetch
 
     policy = recorded.span("policy_check fw-change")
     assert attrs(policy) == {
         **common,
-        c.LINKS_MIRROR: mirror(("triggered_by", llm)),
         c.STEP: "policy_check",
         c.NHI_ID: "svc-secops@prod",
         c.POLICY_ID: "fw-change",
@@ -113,7 +113,7 @@ def test_reference_scenario_names_attributes_and_links(recorded: Recorded) -> No
         c.POLICY_DECISION: "allow",
         c.POLICY_REASON: "ticket CHG-42 open",
     }
-    assert links_of(policy) == trigger
+    assert links_of(policy) == []
 
     approval = recorded.span("approval CHG-42")
     approval_attrs = attrs(approval)
@@ -121,7 +121,6 @@ def test_reference_scenario_names_attributes_and_links(recorded: Recorded) -> No
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", approval_attrs.pop(c.APPROVAL_EXPIRES_AT))
     assert approval_attrs == {
         **common,
-        c.LINKS_MIRROR: mirror(("triggered_by", llm)),
         c.STEP: "approval",
         c.NHI_ID: "svc-secops@prod",
         c.APPROVAL_APPROVER_ID: "alice@example.com",
@@ -444,3 +443,40 @@ def test_steps_work_without_configure() -> None:
         with provtrace.action("x", target="y", require=("policy",)):
             pytest.fail("guarded code ran without a pipeline")
     assert "PIPELINE" in refused.value.codes
+
+
+def test_triggered_by_links_only_the_steps_the_model_proposed(recorded: Recorded) -> None:
+    answer = [
+        {
+            "role": "assistant",
+            "parts": [
+                {"type": "tool_call", "id": "c1", "name": "lookup", "arguments": '{"ip": "10.0.0.7"}'},
+                {"type": "tool_call", "id": "c2", "name": "block", "arguments": {"ip": "10.0.0.7"}},
+            ],
+        }
+    ]
+
+    @provtrace.action("fw.block", target="10.0.0.7")
+    def block(ip: str) -> None: ...
+
+    with provtrace.decision("d", trigger="t", actor="agent"):
+        with provtrace.llm_call(model="m", provider="p") as llm:
+            llm.record_output(answer)
+        with provtrace.tool_call("lookup") as proposed:  # same name, same arguments (JSON text parsed)
+            proposed.record_input({"ip": "10.0.0.7"})
+        with provtrace.tool_call("lookup") as other:  # the model did not propose these arguments
+            other.record_input({"ip": "10.0.0.8"})
+        with provtrace.tool_call("whois", call_id="c1") as by_id:  # carries the model's call id
+            by_id.record_input({"anything": True})
+        block("10.0.0.7")  # an action whose parameters equal a proposal's arguments
+    spans = [s for s in recorded.spans() if s.name == "execute_tool lookup"]
+    assert [links_of(s) for s in spans] == [[("triggered_by", llm.context.span_id)], []]
+    assert dict(spans[0].links[0].attributes or {})[c.GEN_AI_TOOL_CALL_ID] == "c1"
+    assert links_of(recorded.span("execute_tool whois")) == [("triggered_by", llm.context.span_id)]
+    action = recorded.span("action fw.block")
+    assert [
+        (kind, dict(link.attributes or {}).get(c.GEN_AI_TOOL_CALL_ID))
+        for kind, link in zip([k for k, _ in links_of(action)], action.links, strict=True)
+        if kind == "triggered_by"
+    ] == [("triggered_by", "c2")]
+    assert attrs(spans[0])[c.LINKS_MIRROR] == mirror(("triggered_by", llm))

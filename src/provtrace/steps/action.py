@@ -37,7 +37,7 @@ from provtrace.steps.base import (
     fact_of,
     refs_to_list,
 )
-from provtrace.steps.scope import FACTS, DecisionState, StepFact, current_decision
+from provtrace.steps.scope import FACTS, DecisionState, Proposal, StepFact, current_decision
 
 GUARD_REQUIREMENTS = ("policy", "approval")
 CODE_PIPELINE = "PIPELINE"
@@ -180,6 +180,11 @@ class ActionSpec(StepSpec[Action]):
             return [context_of(r) for r in refs_to_list(self.used_secrets)]
         return [fact.context for fact in decision.all(c.STEP_SECRET_FETCH)] if decision else []
 
+    def proposal(self, decision: DecisionState) -> Proposal | None:
+        """An action whose parameters equal the arguments of a tool call the model proposed."""
+        digest = self._params_digest()
+        return decision.proposal(arguments_sha256=digest) if digest else None
+
     def inferred_links(self, decision: DecisionState | None) -> list[Link]:
         links = [_link(ctx, c.LINK_AUTHORIZED_BY) for ctx, _ in self._policy_facts(decision)]
         links += [
@@ -200,6 +205,8 @@ class ActionSpec(StepSpec[Action]):
             captured = capture(arguments)
             handle.params_sha256 = bind_params(handle, captured, c.ACTION_PARAMS_SHA256)
             handle._store(captured.jsonable, c.ACTION_PARAMS_CONTENT)
+            if handle.decision is not None and self.triggered_by is None and handle.params_sha256:
+                handle.link_proposal(handle.decision.proposal(arguments_sha256=handle.params_sha256))
 
     def before_run(self, handle: Action) -> None:
         if not self.require:

@@ -39,7 +39,7 @@ from provtrace.content import (
     to_jsonable,
 )
 from provtrace.keyed import DIGEST_KEY
-from provtrace.steps.scope import FACTS, DecisionState, StepFact, current_decision
+from provtrace.steps.scope import FACTS, DecisionState, Proposal, StepFact, current_decision
 
 logger = logging.getLogger("provtrace")
 
@@ -114,6 +114,8 @@ class StepHandle:
         self._keyed: list[str] = []
         self._tokens: list[Any] = []
         self._entered: contextvars.Token[Any] | None = None
+        self.links: list[Link] = []  # the span's causal links, as the step made them
+        self.proposal_linked = False
         self._ended = False
         self.error: BaseException | None = None
         # Recorded as ``error.type`` instead of the exception's type when set (e.g. a JSON-RPC
@@ -188,6 +190,24 @@ class StepHandle:
         if truncated:
             self._truncated.append(content_attribute)
             self.span.set_attribute(c.CONTENT_TRUNCATED, tuple(self._truncated))
+
+    def started_with(self, links: list[Link]) -> None:
+        """The links the span started with (a ``triggered_by`` among them counts as linked)."""
+        self.links = links
+        self.proposal_linked = any(
+            (link.attributes or {}).get(c.LINK_TYPE) == c.LINK_TRIGGERED_BY for link in links
+        )
+
+    def link_proposal(self, proposal: Proposal | None) -> None:
+        """Add the ``triggered_by`` link to the model output that proposed this step, once."""
+        if proposal is None or self.proposal_linked or not self.span.is_recording():
+            return
+        with self.recording("triggered_by"):
+            link = proposal_link(proposal)
+            self.span.add_link(link.context, link.attributes)
+            self.links.append(link)
+            self.proposal_linked = True
+            self.span.set_attribute(c.LINKS_MIRROR, links_mirror(self.links))
 
     def _store_text(self, attribute: str, text: str | None) -> None:
         """Short free text (reasons, details): redacted whatever the capture mode."""
@@ -383,13 +403,17 @@ class StepSpec(Generic[H]):
         return attributes
 
     def _triggered_by_links(self, decision: DecisionState | None) -> list[Link]:
+        """Explicit ``triggered_by`` wins; else the model output that proposed this very step, if
+        one did (see :meth:`proposal`); a step that matches no proposal is not linked."""
         if self.triggered_by is not None:
             refs = refs_to_list(self.triggered_by)
             return [_link(context_of(ref), c.LINK_TRIGGERED_BY) for ref in refs]
-        if decision is None:
-            return []
-        proposal = decision.latest(c.STEP_LLM_CALL)
-        return [_link(proposal.context, c.LINK_TRIGGERED_BY)] if proposal else []
+        proposal = self.proposal(decision) if decision is not None else None
+        return [proposal_link(proposal)] if proposal is not None else []
+
+    def proposal(self, decision: DecisionState) -> Proposal | None:
+        """The proposal this step matches when it starts (none for most steps)."""
+        return None
 
     def _initial(
         self, decision: DecisionState | None, policy: CapturePolicy
@@ -422,6 +446,7 @@ class StepSpec(Generic[H]):
             start_time=now_ns(),
         )
         handle = cast(H, self.handle_type(self, span, decision, policy))
+        handle.started_with(links)
         with handle.recording("start"):
             _note_recording(active, span, self.step)
             self._started(handle)
@@ -525,6 +550,13 @@ class StepSpec(Generic[H]):
 
 def _link(context: SpanContext, link_type: str) -> Link:
     return Link(context, {c.LINK_TYPE: link_type})
+
+
+def proposal_link(proposal: Proposal) -> Link:
+    attributes: dict[str, str] = {c.LINK_TYPE: c.LINK_TRIGGERED_BY}
+    if proposal.call_id:
+        attributes[c.GEN_AI_TOOL_CALL_ID] = proposal.call_id
+    return Link(proposal.context, attributes)
 
 
 def links_mirror(links: Sequence[Link]) -> tuple[str, ...]:

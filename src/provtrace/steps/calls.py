@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from provtrace import conventions as c
-from provtrace.content import REDACTOR
+from provtrace.content import REDACTOR, JsonValue, capture, to_jsonable
 from provtrace.steps.base import Refs, StepHandle, StepSpec
-from provtrace.steps.scope import DecisionState
+from provtrace.steps.scope import DecisionState, Proposal
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,9 +37,24 @@ class LlmCall(StepHandle):
             if finish_reasons:
                 self.span.set_attribute(c.GEN_AI_RESPONSE_FINISH_REASONS, tuple(finish_reasons))
 
-    def _remember(self) -> None:
-        if self.error is None:  # only an answer can propose later steps (triggered_by)
-            super()._remember()
+    def record_output(self, value: Any) -> str:
+        """Record the model's answer; tool calls in it (GenAI ``tool_call`` parts) become
+        proposals that later steps of the decision are linked to (see :meth:`propose`)."""
+        recorded = super().record_output(value)
+        with self.recording("proposals"):
+            for name, arguments, call_id in proposed_tool_calls(to_jsonable(value)):
+                self.propose(name, arguments, call_id=call_id)
+        return recorded
+
+    def propose(self, name: str, arguments: Any, *, call_id: str | None = None) -> None:
+        """The model proposed calling ``name`` with ``arguments``: a later tool call of that name
+        with those canonical arguments (or carrying ``call_id``), or an action whose parameters
+        equal them, is linked ``triggered_by`` this call, with the tool call id on the link."""
+        if self.decision is None:
+            return
+        with self.recording("proposal"):
+            digest = capture(arguments).digest
+            self.decision.propose(Proposal(self.context, call_id or "", str(name), digest))
 
     def set_usage(self, *, input_tokens: int | None = None, output_tokens: int | None = None) -> None:
         with self.recording("usage"):
@@ -83,6 +100,9 @@ class LlmCallSpec(StepSpec[LlmCall]):
         # A model call is itself the proposer; it is only linked when the caller says so.
         return self._triggered_by_links(None)
 
+    def proposal(self, decision: DecisionState) -> Proposal | None:
+        return None
+
 
 @overload
 def llm_call(model: F, /) -> F: ...
@@ -125,10 +145,44 @@ def llm_call(
     return LlmCallSpec(model, provider, **options)
 
 
+def proposed_tool_calls(messages: JsonValue) -> list[tuple[str, JsonValue, str | None]]:
+    """``(name, arguments, id)`` of every ``tool_call`` part of GenAI output messages
+    (``[{"role": "assistant", "parts": [{"type": "tool_call", "id", "name", "arguments"}]}]``);
+    arguments given as JSON text (as OpenAI returns them) are parsed."""
+    found: list[tuple[str, JsonValue, str | None]] = []
+    for message in messages if isinstance(messages, list) else [messages]:
+        parts = message.get("parts") if isinstance(message, dict) else None
+        for part in parts if isinstance(parts, list) else ():
+            if not (
+                isinstance(part, dict)
+                and part.get("type") == "tool_call"
+                and isinstance(part.get("name"), str)
+            ):
+                continue
+            arguments = part.get("arguments", {})
+            if isinstance(arguments, str):
+                with contextlib.suppress(ValueError):  # not JSON: matched as the text it is
+                    arguments = json.loads(arguments)
+            call_id = part.get("id")
+            found.append((part["name"], arguments, call_id if isinstance(call_id, str) else None))
+    return found
+
+
 class ToolCall(StepHandle):
     step = c.STEP_TOOL_CALL
     input_attribute = c.GEN_AI_TOOL_CALL_ARGUMENTS
     output_attribute = c.GEN_AI_TOOL_CALL_RESULT
+
+    def record_input(self, value: Any) -> str:
+        """Record the tool's arguments; if the model proposed this very call (same tool name,
+        same canonical arguments) and nothing linked it yet, link it ``triggered_by`` that
+        proposal."""
+        digest = super().record_input(value)
+        spec = self.spec
+        if digest and self.decision is not None and spec.triggered_by is None and not self.proposal_linked:
+            assert isinstance(spec, ToolCallSpec)
+            self.link_proposal(self.decision.proposal(name=spec.name, arguments_sha256=digest))
+        return digest
 
     def mark_tool_error(self, error_type: str = c.ERROR_TYPE_TOOL_ERROR) -> None:
         """The tool answered with an error result (not an exception)."""
@@ -175,6 +229,11 @@ class ToolCallSpec(StepSpec[ToolCall]):
 
     def span_name(self) -> str:
         return self.custom_span_name or f"{c.GEN_AI_OPERATION_EXECUTE_TOOL} {self.name}"
+
+    def proposal(self, decision: DecisionState) -> Proposal | None:
+        """A tool call carrying the model's tool call id matches it at once; one without is
+        matched by name and arguments when they are recorded."""
+        return decision.proposal(call_id=self.call_id) if self.call_id else None
 
     def step_attributes(self, decision: DecisionState | None) -> dict[str, Any]:
         attributes: dict[str, Any] = {c.GEN_AI_TOOL_NAME: self.name}

@@ -38,6 +38,7 @@ def adopt(spec: StepSpec[H], span: Span) -> H:
     attributes, links = spec._initial(decision, policy)
     handle = cast(H, spec.handle_type(spec, span, decision, policy))
     handle.owns_span = False
+    handle.started_with(links)
     with handle.recording("adopt"):
         span.update_name(spec._safe_name())
         span.set_attributes(attributes)

@@ -31,6 +31,17 @@ class StepFact:
     evidence: PolicyEvidence | ApprovalEvidence | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class Proposal:
+    """A tool call a model's output proposed: what a later step must match to be ``triggered_by``
+    that model call."""
+
+    context: SpanContext  # the llm_call whose output proposed it
+    call_id: str
+    name: str
+    arguments_sha256: str
+
+
 class DecisionState:
     """The steps recorded so far inside one decision."""
 
@@ -48,6 +59,7 @@ class DecisionState:
         self._facts: dict[str, collections.OrderedDict[int, StepFact]] = collections.defaultdict(
             collections.OrderedDict
         )
+        self._proposals: list[Proposal] = []
 
     def add(self, fact: StepFact) -> None:
         with self._lock:
@@ -65,6 +77,28 @@ class DecisionState:
     def all(self, step: str) -> list[StepFact]:
         with self._lock:
             return list(self._facts.get(step, {}).values())
+
+    def propose(self, proposal: Proposal) -> None:
+        with self._lock:
+            self._proposals.append(proposal)
+
+    def proposal(
+        self, *, call_id: str | None = None, name: str | None = None, arguments_sha256: str = ""
+    ) -> Proposal | None:
+        """The latest proposal a step matches: by tool call id when the step carries one, else by
+        canonical arguments (and by tool name, when ``name`` is given)."""
+        with self._lock:
+            for proposal in reversed(self._proposals):
+                if call_id:
+                    if proposal.call_id == call_id:
+                        return proposal
+                elif (
+                    arguments_sha256
+                    and proposal.arguments_sha256 == arguments_sha256
+                    and (name is None or proposal.name == name)
+                ):
+                    return proposal
+        return None
 
 
 _current: contextvars.ContextVar[DecisionState | None] = contextvars.ContextVar(

@@ -1,20 +1,22 @@
 """Cost of credential-shape redaction per KB of content: the old hand list against the rule set.
 
-``python -m bench.credentials``. Both run in the same process on the same inputs, so the ratio is
-what matters. Inputs: the ordinary content kept for the precision test (prose, JSON tool results,
-code, a config file; no credential), redacted as whole texts and leaf by leaf as content capture
-does for JSON, and the same texts with credentials planted in them.
+``python -m bench.credentials``. Both run in the same process on the same inputs, in alternating
+rounds, so the ratio is what matters. Inputs: the ordinary content kept for the precision test
+(prose, JSON tool results, code, a config file; no credential), redacted as whole texts and leaf
+by leaf as content capture does for JSON, and the same texts with credentials planted in them.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-from bench.common import per_call_ns, save
+from bench.common import save
 from provtrace.credentials import redact_credentials
 
 ORDINARY = Path(__file__).resolve().parent.parent / "tests" / "unit" / "data" / "ordinary"
@@ -115,24 +117,40 @@ def cases() -> dict[str, list[str]]:
     }
 
 
-def us_per_kb(redact: Callable[[str], str], strings: list[str]) -> float:
-    size_kb = sum(len(s.encode("utf-8")) for s in strings) / 1024
-    wall, _cpu = per_call_ns(lambda: [redact(s) for s in strings], calls=200)
-    return wall / 1000 / size_kb
+def cpu_us_per_kb(redact: Callable[[str], str], strings: list[str], size_kb: float, calls: int) -> float:
+    start = time.thread_time_ns()
+    for _ in range(calls):
+        for text in strings:
+            redact(text)
+    return (time.thread_time_ns() - start) / calls / 1000 / size_kb
 
 
-def run() -> dict[str, Any]:
+def run(rounds: int = 15, calls: int = 40) -> dict[str, Any]:
+    """Old and new alternate round by round (CPU time of this thread, so that other processes on
+    the machine disturb both alike); medians of the rounds and of the per-round ratios."""
     results: dict[str, Any] = {}
     for name, strings in cases().items():
-        old, new = us_per_kb(old_redact, strings), us_per_kb(redact_credentials, strings)
-        results[name] = {"old_us_per_kb": old, "new_us_per_kb": new, "ratio": new / old}
+        size_kb = sum(len(s.encode("utf-8")) for s in strings) / 1024
+        old, new, ratios = [], [], []
+        for redact in (old_redact, redact_credentials):  # warm up: caches, lazily compiled rules
+            cpu_us_per_kb(redact, strings, size_kb, 5)
+        for _ in range(rounds):
+            old.append(cpu_us_per_kb(old_redact, strings, size_kb, calls))
+            new.append(cpu_us_per_kb(redact_credentials, strings, size_kb, calls))
+            ratios.append(new[-1] / old[-1])
+        results[name] = {
+            "kb": size_kb,
+            "old_us_per_kb": statistics.median(old),
+            "new_us_per_kb": statistics.median(new),
+            "ratio": statistics.median(ratios),
+        }
     return results
 
 
 def main() -> None:
     results = run()
     path = save("credentials", results)
-    print("credential redaction, µs per KB of content (median of 7 rounds; same process)")
+    print("credential redaction, CPU µs per KB of content (medians of 15 alternating rounds)")
     print(f"  {'input':38} {'hand list':>10} {'rule set':>10} {'ratio':>7}")
     for name, row in results.items():
         print(f"  {name:38} {row['old_us_per_kb']:10.1f} {row['new_us_per_kb']:10.1f} {row['ratio']:6.2f}x")

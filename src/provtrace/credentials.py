@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import math
 import re
 from collections import Counter
@@ -75,35 +76,39 @@ def _joined(patterns: Iterable[str], flags: int) -> re.Pattern[str] | None:
 class _Allowlist:
     """gitleaks' allowlist semantics: a finding is dropped when a regex matches the chosen target
     (the secret, the whole match with the name before it, or its line) or the secret contains a
-    stopword; with ``match_all``, only when every kind of check present holds."""
+    stopword; with ``match_all``, only when every kind of check present holds. Compiled when
+    first used: most rules never run."""
 
     target: str
-    pattern: re.Pattern[str] | None
-    stopwords: re.Pattern[str] | None
+    regexes: tuple[str, ...]
+    stopwords: tuple[str, ...]
     match_all: bool
 
-    @classmethod
-    def of(cls, spec: gitleaks.Allowlist) -> _Allowlist:
-        stopwords = _joined([re.escape(w) for w in spec.stopwords], 0)
-        return cls(spec.target, _joined(spec.regexes, _FLAGS), stopwords, spec.match_all)
+    @functools.cached_property
+    def _regex(self) -> re.Pattern[str] | None:
+        return _joined(self.regexes, _FLAGS)
+
+    @functools.cached_property
+    def _stopword(self) -> re.Pattern[str] | None:
+        return re.compile(_trie_pattern(self.stopwords)) if self.stopwords else None
 
     def allows(self, secret: str, match: re.Match[str], name_reach: int) -> bool:
         checks = []
-        if self.pattern is not None:
+        if self._regex is not None:
             if self.target == "secret":
                 subject = secret
             elif self.target == "match":
                 subject = match.string[_name_start(match, name_reach) : match.end()]
             else:
                 subject = _line(match)
-            checks.append(self.pattern.search(subject) is not None)
-        if self.stopwords is not None:
-            checks.append(self.stopwords.search(secret.lower()) is not None)
+            checks.append(self._regex.search(subject) is not None)
+        if self._stopword is not None:
+            checks.append(self._stopword.search(secret.lower()) is not None)
         return all(checks) if self.match_all else any(checks)
 
 
-_GLOBAL_ALLOWLIST: Final = _Allowlist.of(
-    gitleaks.Allowlist("secret", gitleaks.GLOBAL_ALLOW_REGEXES, gitleaks.GLOBAL_STOPWORDS, False)
+_GLOBAL_ALLOWLIST: Final = _Allowlist(
+    "secret", gitleaks.GLOBAL_ALLOW_REGEXES, gitleaks.GLOBAL_STOPWORDS, match_all=False
 )
 
 # Given a match and the secret's span in the text, the span to redact, or None to drop the match.
@@ -120,7 +125,7 @@ class CredentialRule:
     one occurs; ``name_prefix`` is how far left of a match its allowlists look for the name."""
 
     id: str
-    pattern: re.Pattern[str]
+    regex: str
     keywords: tuple[str, ...]
     entropy: float = 0.0
     secret_group: int = 0
@@ -129,6 +134,12 @@ class CredentialRule:
     anchored: bool = False
     name_prefix: int = 0
     min_length: int = 0
+    flags: int = _FLAGS
+
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str]:
+        """Compiled when first needed: most of gitleaks' rules never see their keyword."""
+        return re.compile(self.regex, self.flags)
 
     def find(self, text: str, starts: Iterable[int] | None = None) -> Iterator[Span]:
         """Secrets in ``text``; with ``starts`` (ascending), only matches beginning there."""
@@ -183,22 +194,23 @@ def _rule(
 ) -> CredentialRule:
     return CredentialRule(
         rule_id,
-        re.compile(pattern, _FLAGS | flags),
+        pattern,
         tuple(keywords),
         refine=refine,
         anchored=anchored,
         min_length=min_length,
+        flags=_FLAGS | flags,
     )
 
 
 def _from_gitleaks(spec: gitleaks.Rule) -> CredentialRule:
     return CredentialRule(
         spec.id,
-        re.compile(spec.regex, _FLAGS),
+        spec.regex,
         spec.keywords,
         spec.entropy,
         spec.secret_group,
-        (_GLOBAL_ALLOWLIST, *(_Allowlist.of(a) for a in spec.allowlists)),
+        (_GLOBAL_ALLOWLIST, *(_Allowlist(*allowlist) for allowlist in spec.allowlists)),
         _generic_precision if spec.id == "generic-api-key" else None,
         spec.anchored,
         spec.name_prefix,
@@ -505,10 +517,13 @@ class _Prefilter:
     """
 
     def __init__(self, rules: tuple[CredentialRule, ...]) -> None:
-        keywords = {k for rule in rules for k in rule.keywords}
+        self.rules_of: dict[str, list[int]] = {}
+        for index, rule in enumerate(rules):
+            for keyword in rule.keywords:
+                self.rules_of.setdefault(keyword, []).append(index)
+        keywords = self.rules_of.keys()
         self.pattern = re.compile(_trie_pattern(keywords))
-        self.prefixes = {k: tuple(p for p in keywords if k.startswith(p)) for k in keywords}
-        self.rules_of = {k: [i for i, rule in enumerate(rules) if k in rule.keywords] for k in keywords}
+        self.prefixes = {k: tuple(k[:n] for n in range(1, len(k) + 1) if k[:n] in keywords) for k in keywords}
         self.always = [i for i, rule in enumerate(rules) if not rule.keywords]
 
     def plan(self, text: str) -> list[tuple[CredentialRule, list[int] | None]]:
@@ -519,27 +534,27 @@ class _Prefilter:
         match = search(low)
         if match is None:
             return [(RULES[i], None) for i in self.always if len(text) >= RULES[i].min_length]
-        positions: dict[str, list[int]] = {}
+        found: dict[str, list[int]] = {}
         while match is not None:
             start = match.start()
             for keyword in self.prefixes[match.group()]:
-                positions.setdefault(keyword, []).append(start)
+                found.setdefault(keyword, []).append(start)
             match = search(low, start + 1)
-        selected = set(self.always)
-        for keyword in positions:
-            selected.update(self.rules_of[keyword])
+        starts_of: dict[int, list[int]] = {index: [] for index in self.always}
+        for keyword, starts in found.items():
+            for index in self.rules_of[keyword]:
+                starts_of[index] = [*starts_of[index], *starts] if index in starts_of else starts
         aligned = len(low) == len(text)
         plan: list[tuple[CredentialRule, list[int] | None]] = []
-        for index in sorted(selected):
+        for index in sorted(starts_of):
             rule = RULES[index]
             if len(text) < rule.min_length:
                 continue
-            if not (rule.anchored and aligned):
-                plan.append((rule, None))
-            elif len(rule.keywords) == 1:
-                plan.append((rule, positions[rule.keywords[0]]))
+            if rule.anchored and aligned:
+                starts = starts_of[index]
+                plan.append((rule, sorted(set(starts)) if len(rule.keywords) > 1 else starts))
             else:
-                plan.append((rule, sorted({p for k in rule.keywords for p in positions.get(k, ())})))
+                plan.append((rule, None))
         return plan
 
 

@@ -111,6 +111,8 @@ _GLOBAL_ALLOWLIST: Final = _Allowlist(
     "secret", gitleaks.GLOBAL_ALLOW_REGEXES, gitleaks.GLOBAL_STOPWORDS, match_all=False
 )
 
+_MARKERS: Final = re.compile(r"(?:\[REDACTED:[^\]\s]*\])+")
+
 # Given a match and the secret's span in the text, the span to redact, or None to drop the match.
 Refine = Callable[[re.Match[str], Span], "Span | None"]
 
@@ -150,6 +152,8 @@ class CredentialRule:
             if span is None or span[0] >= span[1]:
                 continue
             secret = text[span[0] : span[1]]
+            if _MARKERS.fullmatch(secret.strip()):
+                continue  # already redacted (a later pass, or content redacted before)
             if self.entropy and shannon_entropy(secret) <= self.entropy:
                 continue
             if any(allowlist.allows(secret, match, self.name_prefix) for allowlist in self.allowlists):
@@ -560,15 +564,32 @@ class _Prefilter:
 
 _PREFILTER: Final = _Prefilter(RULES)
 _MIN_LENGTH: Final = 6
+_MAX_PASSES: Final = 4
 _TOKEN_TAIL: Final = re.compile(r"(?:[A-Za-z0-9_+/=-]|\.(?=[A-Za-z0-9_-]))*")
 
 
 def redact_credentials(text: str) -> str:
     """``text`` with every recognised credential replaced by ``[REDACTED:<rule id>]``."""
+    redacted = _redact_once(text)
+    return redacted if redacted is text else until_stable(redacted, _redact_once)
+
+
+def _redact_once(text: str) -> str:
     if len(text) < _MIN_LENGTH:
         return text
     plan = _PREFILTER.plan(text)
     return _redact(text, plan) if plan else text
+
+
+def until_stable(text: str, redact: Callable[[str], str]) -> str:
+    """Redact again while a pass changes the text: a credential glued to another one
+    (``AKIA...glpat-...``) only shows its boundary once the other is replaced."""
+    for _ in range(_MAX_PASSES):
+        redacted = redact(text)
+        if redacted == text:
+            break
+        text = redacted
+    return text
 
 
 def _redact(text: str, plan: Iterable[tuple[CredentialRule, Iterable[int] | None]]) -> str:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from provtrace import conventions as c
 from provtrace import credential_rules
 from provtrace.content import REDACTOR, CapturePolicy, to_jsonable
-from provtrace.credentials import RULES, _redact, is_secret_key_name, redact_credentials
+from provtrace.credentials import RULES, _redact, is_secret_key_name, redact_credentials, until_stable
 
 ORDINARY = Path(__file__).parent / "data" / "ordinary"
 _RANDOM = random.Random(4711)
@@ -331,8 +331,23 @@ fragments = st.sampled_from(
 def test_redaction_prefilter_never_skips_a_match(parts: list[str]) -> None:
     """The keyword pass and the anchored rules find what running every rule everywhere finds."""
     text = "".join(parts)
-    expected = _redact(text, [(rule, None) for rule in RULES]) if len(text) >= 6 else text
+    everywhere = [(rule, None) for rule in RULES]
+    expected = until_stable(text, lambda t: _redact(t, everywhere) if len(t) >= 6 else t)
     assert redact_credentials(text) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.one_of(fragments, st.text(max_size=12)), max_size=8))
+def test_redaction_is_stable(parts: list[str]) -> None:
+    """Redacting redacted text changes nothing: no credential is left for a second look (one
+    glued to another is found once the other is replaced) and markers are not matched again."""
+    once = redact_credentials("".join(parts))
+    assert redact_credentials(once) == once
+
+
+def test_credentials_glued_together_are_all_removed() -> None:
+    glued = "AKIAIOSFODNN7EXAMPLE" + "glpat-" + _random_token(20)
+    assert redact_credentials(glued) == "[REDACTED:aws-access-token][REDACTED:gitlab-pat]"
 
 
 def test_anchored_rules_are_proven_anchored() -> None:

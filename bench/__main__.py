@@ -1,15 +1,17 @@
-"""``python -m bench [overhead|throughput|integrity|imports]``: run benchmarks (all by default)."""
+"""``python -m bench [NAME ...]``: run benchmarks (all by default). Every module of this package
+with a ``main()`` is a benchmark, named after the module."""
 
+import importlib
+import pkgutil
 import sys
+from pathlib import Path
 
-from bench import imports, integrity, overhead, throughput
+HELPERS = {"common"}
+BENCHMARKS = sorted(
+    info.name for info in pkgutil.iter_modules([str(Path(__file__).parent)]) if info.name not in HELPERS
+)
 
-BENCHMARKS = {
-    "overhead": overhead.main,
-    "throughput": throughput.main,
-    "integrity": integrity.main,
-    "imports": imports.main,
-}
-
-for name in sys.argv[1:] or list(BENCHMARKS):
-    BENCHMARKS[name]()
+for name in sys.argv[1:] or BENCHMARKS:
+    if name not in BENCHMARKS:
+        raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
+    importlib.import_module(f"bench.{name}").main()

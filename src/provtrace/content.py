@@ -28,6 +28,7 @@ from typing import Any, Final
 import rfc8785
 
 from provtrace import conventions as c
+from provtrace.credentials import is_secret_key_name, redact_credentials
 from provtrace.keyed import DIGEST_KEY
 
 _MAX_SAFE_INT: Final = 2**53 - 1
@@ -312,67 +313,6 @@ class StreamingDigest:
 
 SECRET_MARKER: Final = "[REDACTED:secret]"  # noqa: S105 - the marker, not a secret
 
-_CREDENTIAL_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
-    (
-        "private_key",
-        r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:.|\n)*?"
-        r"(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
-    ),
-    ("jwt", r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"),
-    ("aws_access_key_id", r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"),
-    ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})"),
-    ("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
-    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_-]{20,}"),
-    ("openai_key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}"),
-    ("stripe_key", r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"),
-    ("google_api_key", r"\bAIza[0-9A-Za-z_-]{35}"),
-    ("vault_token", r"\bhv[sbr]\.[A-Za-z0-9_-]{20,}"),
-    ("azure_storage_key", r"(?i:AccountKey)=[A-Za-z0-9+/=]{20,}"),
-    ("bearer_token", r"\b(?i:bearer)\s+[A-Za-z0-9._~+/=-]{12,}"),
-    ("basic_auth", r"\b(?i:basic)\s+[A-Za-z0-9+/]{12,}={0,2}"),
-)
-# user:password@ in any URL-shaped connection string; only the password is removed.
-_CONNECTION_STRING: Final = re.compile(
-    r"(?P<prefix>\b[a-zA-Z][a-zA-Z0-9+.-]{1,30}://[^\s:/@'\"]*:)(?P<password>[^\s@/'\"]+)(?=@)"
-)
-# key = value / "key": "value" assignments of well-known secret names.
-_ASSIGNMENT: Final = re.compile(
-    r"(?i)(?P<prefix>\b(?:password|passwd|pwd|secret|client_secret|api[_-]?key|access[_-]?key|"
-    r"secret[_-]?key|private[_-]?key|auth[_-]?token|access[_-]?token|refresh[_-]?token|token)"
-    r"[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\s\"',;&}]{6,})"
-)
-_SECRET_KEY_NAMES: Final = re.compile(
-    r"(?i)^(?:.*[_-])?(?:password|passwd|pwd|secret|client_secret|api[_-]?key|apikey|access[_-]?key|"
-    r"secret[_-]?key|private[_-]?key|token|auth[_-]?token|access[_-]?token|refresh[_-]?token|"
-    r"authorization|credentials?|x-api-key|cookie|set-cookie)$"
-)
-_PATTERN: Final = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in _CREDENTIAL_PATTERNS))
-# Cheap substring tests that every match of the patterns above contains (in lower case): text with
-# none of them skips the regular expressions, the common case for ordinary content.
-_PATTERN_HINTS: Final = (
-    "private key",
-    "eyj",
-    "akia",
-    "asia",
-    "abia",
-    "acca",
-    "a3t",
-    "gh",
-    "github_pat_",
-    "xox",
-    "sk-",
-    "sk_",
-    "rk_",
-    "aiza",
-    "hvs.",
-    "hvb.",
-    "hvr.",
-    "accountkey",
-    "bearer",
-    "basic",
-)
-_ASSIGNMENT_HINTS: Final = ("pass", "pwd", "secret", "key", "token")
-
 
 class SecretRegistry:
     """Values returned by ``secret_fetch`` in this process, in every encoding they might appear in.
@@ -460,16 +400,7 @@ class Redactor:
 
     def text(self, text: str, *, credentials: bool = True) -> str:
         text = self.secrets.scrub(text)
-        if not credentials or len(text) < 6:
-            return text
-        low = text.lower()
-        if any(hint in low for hint in _PATTERN_HINTS):
-            text = _PATTERN.sub(lambda m: f"[REDACTED:{m.lastgroup}]", text)
-        if "://" in text:
-            text = _CONNECTION_STRING.sub(lambda m: f"{m.group('prefix')}[REDACTED:password]", text)
-        if any(hint in low for hint in _ASSIGNMENT_HINTS):
-            text = _ASSIGNMENT.sub(lambda m: f"{m.group('prefix')}[REDACTED:credential]", text)
-        return text
+        return redact_credentials(text) if credentials else text
 
     def value(self, value: JsonValue, *, credentials: bool = True) -> JsonValue:
         """Redact a JSON-compatible structure: strings and keys, and with ``credentials`` also
@@ -482,10 +413,10 @@ class Redactor:
             out: dict[str, JsonValue] = {}
             for key, item in value.items():
                 clean_key = self.text(key, credentials=credentials)
-                if credentials and _SECRET_KEY_NAMES.match(key) and item not in (None, "", [], {}):
+                if credentials and is_secret_key_name(key) and item not in (None, "", [], {}):
                     out[clean_key] = "[REDACTED:credential]"
-                else:
-                    out[clean_key] = self.value(item, credentials=credentials)
+                else:  # base64 of bytes is not text: credential shapes in it are chance
+                    out[clean_key] = self.value(item, credentials=credentials and key != "$bytes")
             return out
         return value
 

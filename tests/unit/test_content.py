@@ -88,15 +88,15 @@ PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE K
 @pytest.mark.parametrize(
     ("credential", "shape"),
     [
-        ("AKIAIOSFODNN7EXAMPLE", "aws_access_key_id"),
-        ("ghp_" + "a1" * 18, "github_token"),
-        ("sk-proj-" + "A1b2" * 8, "openai_key"),
-        ("sk-ant-api03-" + "x9" * 20, "anthropic_key"),
-        ("xoxb-1234567890-abcdefghij", "slack_token"),
-        ("hvs.CAESIJ" + "q" * 30, "vault_token"),
-        ("Bearer abcdef0123456789xyz", "bearer_token"),
+        ("AKIAIOSFODNN7EXAMPLE", "aws-access-token"),
+        ("ghp_" + "a1" * 18, "github-token"),
+        ("sk-proj-" + "A1b2" * 8, "openai-api-key"),
+        ("sk-ant-api03-" + "x9" * 20, "anthropic-api-key"),
+        ("xoxb-1234567890-abcdefghij", "slack-token"),
+        ("hvs.CAESIJ" + "q" * 30, "vault-token"),
+        ("Bearer abcdef0123456789xyz", "bearer-token"),
         (JWT, "jwt"),
-        (PEM, "private_key"),
+        (PEM, "private-key"),
     ],
 )
 def test_credential_shapes_are_removed_without_echo(credential: str, shape: str) -> None:
@@ -165,7 +165,7 @@ def test_capture_modes(mode: str, stores: bool) -> None:
     assert (rendered is not None) is stores
     assert policy.digests is (mode != c.CAPTURE_NONE)
     if mode == c.CAPTURE_REDACTED:
-        assert rendered == ('{"q":"key [REDACTED:aws_access_key_id]"}', False)
+        assert rendered == ('{"q":"key [REDACTED:aws-access-token]"}', False)
     if mode == c.CAPTURE_FULL:
         assert rendered == ('{"q":"key AKIAIOSFODNN7EXAMPLE"}', False)
 
@@ -200,32 +200,3 @@ json_values = st.recursive(
 @given(value=json_values)
 def test_canonical_json_fast_path_equals_rfc8785(value: Any) -> None:
     assert canonical_json(value) == bytes(rfc8785.dumps(value))
-
-
-fragments = st.sampled_from(
-    [
-        "AKIAIOSFODNN7EXAMPLE",
-        "ghp_" + "a1" * 18,
-        "sk-proj-" + "A1b2" * 8,
-        "password=hunter2-long",
-        "Bearer abcdef0123456789xyz",
-        "postgres://u:pw-123456@h/db",
-        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig-abcdefgh",
-        "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----",
-        " ",
-        "token: ",
-        "plain words",
-    ]
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(parts=st.lists(st.one_of(fragments, st.text(max_size=12)), max_size=6))
-def test_redaction_prefilter_never_skips_a_match(parts: list[str]) -> None:
-    from provtrace.content import _ASSIGNMENT, _CONNECTION_STRING, _PATTERN
-
-    text = "".join(parts)
-    expected = _PATTERN.sub(lambda m: f"[REDACTED:{m.lastgroup}]", text)
-    expected = _CONNECTION_STRING.sub(lambda m: f"{m.group('prefix')}[REDACTED:password]", expected)
-    expected = _ASSIGNMENT.sub(lambda m: f"{m.group('prefix')}[REDACTED:credential]", expected)
-    assert REDACTOR.text(text) == expected

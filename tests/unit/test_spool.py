@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from provtrace.export.otlp import request_chunks
-from provtrace.model import SpanRecord
-from provtrace.otlpjson import dumps_line
 from provtrace.spool import Spool
 
 
@@ -54,20 +51,3 @@ def test_journal_survives_the_process_and_a_torn_last_line_is_skipped(tmp_path: 
     assert [text[:14] for text in lines] == ['{"tag":"two","']
     adopted.ack("archive", position)
     assert not adopted.pending()
-
-
-def test_a_huge_segment_is_split_across_requests() -> None:
-    records = [
-        SpanRecord(
-            trace_id="1" * 32,
-            span_id=f"{i:016x}",
-            name="s",
-            start_ns=0,
-            end_ns=1000,
-            attributes={"pad": "x" * 1000},
-        )
-        for i in range(40)
-    ]
-    chunks = list(request_chunks([dumps_line(records)], max_bytes=5000))
-    assert len(chunks) > 5
-    assert [r.span_id for chunk in chunks for r in chunk] == [r.span_id for r in records]

@@ -1,117 +1,210 @@
-"""Delivery to an OpenTelemetry Collector over OTLP/HTTP, with the upstream exporter.
+"""Delivery to an OpenTelemetry Collector over OTLP/HTTP: the spooled OTLP/JSON, sent as it is.
 
-Records are turned back into SDK ``ReadableSpan`` s so that the stock exporter encodes them; what
-arrives is exactly what was sealed.
+OTLP/HTTP accepts ``Content-Type: application/json``; the bodies are the spooled bytes, spliced
+(:mod:`provtrace.export.otlp_body`), gzipped when large. Each answer is judged so that nothing
+counts as delivered unless the collector said so. Standard library only: no protobuf, no requests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from typing import TypeVar
+import contextlib
+import email.utils
+import gzip
+import http.client
+import json
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
 
-from opentelemetry.attributes import BoundedAttributes
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.sdk.util import BoundedList
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
-from opentelemetry.trace.status import Status, StatusCode
+from provtrace.__about__ import __version__
+from provtrace.errors import ConfigurationError
+from provtrace.export.otlp_body import request_bodies
+from provtrace.export.sink import PermanentSinkError, SinkError
 
-from provtrace.export.sink import SinkError
-from provtrace.model import SpanRecord
-from provtrace.otlpjson import loads_line
-from provtrace.records import SPAN_KINDS, STATUS_CODES
+MAX_REQUEST_BYTES = 4 * 1024 * 1024  # uncompressed; well under the collector's default 20 MiB
+GZIP_ABOVE_BYTES = 8 * 1024
+GZIP_LEVEL = 1  # JSON shrinks about fivefold even so, at half the CPU of level 6
+MAX_ANSWER_BYTES = 64 * 1024  # an ExportTraceServiceResponse or a google.rpc.Status is small
+RETRYABLE_STATUS = frozenset({408, 429})  # and every 5xx
 
-T = TypeVar("T")
-_KIND = {number: kind for kind, number in SPAN_KINDS.items()}
-_STATUS = {number: code for code, number in STATUS_CODES.items()}
-
-
-def _context(trace_id: str, span_id: str, *, remote: bool, trace_state: str = "") -> SpanContext:
-    state = TraceState.from_header([trace_state]) if trace_state else None
-    return SpanContext(
-        int(trace_id, 16),
-        int(span_id, 16),
-        is_remote=remote,
-        trace_flags=TraceFlags(1),
-        trace_state=state,
-    )
+_MANAGED_HEADERS = frozenset({"content-type", "content-encoding", "content-length", "host"})
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
-def _bounded(attributes: Mapping[str, object], dropped: int) -> BoundedAttributes:
-    """Attributes that report ``dropped`` to the exporter, as the span's originally did."""
-    bounded = BoundedAttributes(attributes=dict(attributes), immutable=False)  # type: ignore[arg-type]
-    bounded.dropped = dropped
-    return bounded
+# --- answers -----------------------------------------------------------------------------------
 
 
-def _listed(items: Sequence[T], dropped: int) -> BoundedList[T]:
-    listed = BoundedList.from_seq(None, items)
-    listed.dropped = dropped
-    return listed
+def retry_after_seconds(value: str | None) -> float | None:
+    """An HTTP ``Retry-After`` (delay in seconds or an HTTP date) as seconds from now."""
+    value = (value or "").strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time()) if when.tzinfo else None
 
 
-def to_readable_span(record: SpanRecord) -> ReadableSpan:
-    code = _STATUS.get(record.status_code, StatusCode.UNSET)
-    parent = (
-        _context(record.trace_id, record.parent_span_id, remote=record.parent_is_remote)
-        if record.parent_span_id
-        else None
-    )
-    return ReadableSpan(
-        name=record.name,
-        context=_context(record.trace_id, record.span_id, remote=False, trace_state=record.trace_state),
-        parent=parent,
-        resource=Resource(dict(record.resource)),
-        attributes=_bounded(record.attributes, record.dropped_attributes),
-        events=_listed(
-            [Event(e.name, _bounded(e.attributes, e.dropped_attributes), e.time_ns) for e in record.events],
-            record.dropped_events,
-        ),
-        links=_listed(
-            [
-                Link(
-                    _context(link.trace_id, link.span_id, remote=False, trace_state=link.trace_state),
-                    _bounded(link.attributes, link.dropped_attributes),
-                )
-                for link in record.links
-            ],
-            record.dropped_links,
-        ),
-        kind=_KIND.get(record.kind, SpanKind.INTERNAL),
-        status=Status(
-            code,
-            record.status_message if code is StatusCode.ERROR and record.status_message else None,
-        ),
-        start_time=record.start_ns,
-        end_time=record.end_ns,
-        instrumentation_scope=InstrumentationScope(record.scope_name, record.scope_version or None),
-    )
+def judge(status: int, retry_after: str | None, answer: bytes, where: str) -> None:
+    """Raise unless the collector's answer says every span was accepted."""
+    if 200 <= status < 300:
+        _check_partial_success(answer, where)
+        return
+    detail = _message(answer)
+    message = f"the collector at {where} answered HTTP {status}" + (f": {detail}" if detail else "")
+    if status in RETRYABLE_STATUS or 500 <= status < 600:
+        raise SinkError(message, retry_after_s=retry_after_seconds(retry_after))
+    raise PermanentSinkError(message + " (retrying the same request will not help)")
 
 
-MAX_REQUEST_BYTES = 4 * 1024 * 1024  # well under the collector's default 20 MiB request limit
+def _check_partial_success(answer: bytes, where: str) -> None:
+    """An OTLP ``partial_success`` with rejected spans is a failure: evidence the collector
+    dropped was not delivered. An answer that cannot be read cannot confirm delivery either."""
+    if not answer.strip():
+        return
+    try:
+        data = json.loads(answer)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise PermanentSinkError(
+            f"{where} answered 2xx with a body that is not an OTLP/JSON ExportTraceServiceResponse; "
+            "delivery cannot be confirmed (is the endpoint an OTLP/HTTP traces receiver?)"
+        )
+    partial = data.get("partialSuccess", data.get("partial_success"))
+    if not isinstance(partial, dict):
+        return
+    count: Any = partial.get("rejectedSpans", partial.get("rejected_spans", 0))
+    try:
+        rejected = int(count)
+    except (TypeError, ValueError):
+        rejected = -1
+    if rejected != 0:
+        text = _clean(str(partial.get("errorMessage", partial.get("error_message", ""))))
+        shown = str(rejected) if rejected > 0 else "an unreadable number of"
+        raise PermanentSinkError(
+            f"the collector at {where} rejected {shown} span(s): {text or 'no reason given'}"
+        )
 
 
-def request_chunks(lines: Sequence[str], max_bytes: int) -> Iterator[list[SpanRecord]]:
-    """The records of ``lines`` in groups of at most about ``max_bytes`` (OTLP/JSON size)."""
-    chunk: list[SpanRecord] = []
-    size = 0.0
-    for line in lines:
-        records = loads_line(line)
-        each = len(line) / max(1, len(records))
-        for record in records:
-            if chunk and size + each > max_bytes:
-                yield chunk
-                chunk, size = [], 0.0
-            chunk.append(record)
-            size += each
-    if chunk:
-        yield chunk
+def _message(answer: bytes) -> str:
+    """The message of a ``google.rpc.Status`` answer, or the start of whatever was sent."""
+    try:
+        data = json.loads(answer)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return _clean(data["message"])
+    return _clean(answer.decode("utf-8", "replace"))
+
+
+def _clean(text: str, limit: int = 200) -> str:
+    """One printable line of bounded length: a collector's words go into provtrace's logs."""
+    flat = "".join(ch if ch.isprintable() else " " for ch in text).strip()
+    return flat if len(flat) <= limit else flat[:limit] + "..."
+
+
+# --- transport ---------------------------------------------------------------------------------
+
+
+class _Watchdog:
+    """Shuts the socket of an exchange that outlives its total time, or of one in flight when
+    the sink closes: a socket timeout bounds each read, not a server that answers a byte at a
+    time. One thread per sink, started by the first request; it sleeps until the deadline of the
+    exchange in flight and is not woken per request while requests follow each other."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._watched: http.client.HTTPConnection | None = None
+        self._deadline = 0.0
+        self._cut = False
+        self._idle = False
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def watch(self, connection: http.client.HTTPConnection, seconds: float) -> None:
+        with self._cond:
+            self._watched, self._deadline, self._cut = connection, time.monotonic() + seconds, False
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="provtrace-otlp-watchdog", daemon=True)
+                self._thread.start()
+            elif self._idle:
+                self._cond.notify()
+
+    @property
+    def cut(self) -> bool:
+        return self._cut
+
+    def release(self) -> bool:
+        """End the watch; True when the exchange was cut off."""
+        with self._cond:
+            self._watched = None
+            return self._cut
+
+    def stop(self) -> bool:
+        """Cut the exchange in flight, if any (True then) and end the thread."""
+        with self._cond:
+            self._stopped = True
+            watched = self._watched is not None
+            self._cut_locked()
+            self._cond.notify()
+            return watched
+
+    def _cut_locked(self) -> None:
+        if self._watched is None:
+            return
+        self._cut = True
+        sock = self._watched.sock
+        self._watched = None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._stopped:
+                if self._watched is None:
+                    self._idle = True
+                    self._cond.wait()
+                    self._idle = False
+                    continue
+                remaining = self._deadline - time.monotonic()
+                if remaining > 0:
+                    self._cond.wait(remaining)
+                else:
+                    self._cut_locked()
+
+
+def _checked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The configured headers, refused here rather than on the wire. Values are never quoted in
+    a message: they are usually credentials."""
+    checked: dict[str, str] = {}
+    for name, value in headers.items():
+        if not _TOKEN.fullmatch(name):
+            raise ConfigurationError(f"OTLP header name {name!r} is not a valid HTTP header name")
+        if name.lower() in _MANAGED_HEADERS:
+            raise ConfigurationError(f"OTLP header {name} is set by provtrace; remove it from the headers")
+        if any(ch in value for ch in "\r\n\0") or not value.isascii():
+            raise ConfigurationError(
+                f"the value of OTLP header {name} holds a line break, NUL or non-ASCII character"
+            )
+        checked[name] = value
+    return checked
 
 
 class OtlpSink:
+    """POSTs spooled segments to an OTLP/HTTP traces endpoint over one kept-alive connection.
+
+    ``timeout_s`` bounds each request in total (connect, send, answer). ``ssl_context`` is used
+    for https (default: the system's trust store, hostname checked).
+    """
+
     name = "otlp"
 
     def __init__(
@@ -121,19 +214,102 @@ class OtlpSink:
         headers: Mapping[str, str] | None = None,
         timeout_s: float = 10.0,
         max_request_bytes: int = MAX_REQUEST_BYTES,
+        gzip_above_bytes: int = GZIP_ABOVE_BYTES,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        url = urlsplit(endpoint)
+        try:
+            port = url.port
+        except ValueError as exc:
+            raise ConfigurationError(f"the OTLP endpoint has an invalid port: {exc}") from exc
+        if url.scheme not in ("http", "https") or not url.hostname or not endpoint.isascii():
+            raise ConfigurationError(
+                "the OTLP endpoint must be an http:// or https:// URL (ASCII, percent-encoded), "
+                f"got {endpoint!r}"
+            )
         self.endpoint = endpoint
+        self._where = f"{url.scheme}://{url.netloc.rpartition('@')[2]}{url.path}"
+        self._path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        self._headers = {
+            **_checked_headers(headers or {}),
+            "User-Agent": f"provtrace/{__version__}",
+            "Content-Type": "application/json",
+        }
+        self._timeout_s = timeout_s
         self._max_request_bytes = max_request_bytes
-        self._exporter = OTLPSpanExporter(endpoint=endpoint, headers=dict(headers or {}), timeout=timeout_s)
+        self._gzip_above_bytes = gzip_above_bytes
+        if url.scheme == "https":
+            context = ssl_context or ssl.create_default_context()
+            self._connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+                url.hostname, port, timeout=timeout_s, context=context
+            )
+        else:
+            self._connection = http.client.HTTPConnection(url.hostname, port, timeout=timeout_s)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._watchdog = _Watchdog()
 
     def send(self, lines: Sequence[str]) -> None:
-        """Export in requests the collector accepts; a huge segment is split across requests (its
-        seal still covers every span). A failure fails the whole batch, which is then retried:
-        delivery is at least once."""
-        for chunk in request_chunks(lines, self._max_request_bytes):
-            spans = [to_readable_span(record) for record in chunk]
-            if self._exporter.export(spans) is not SpanExportResult.SUCCESS:
-                raise SinkError(f"the collector at {self.endpoint} did not accept {len(spans)} spans")
+        """Deliver in requests the collector accepts; a huge segment is split across requests
+        (its seal still covers every span). A failure fails the whole batch, which is then
+        retried: delivery is at least once."""
+        for body in request_bodies(lines, self._max_request_bytes):
+            self._post(body)
+
+    def _post(self, body: bytes) -> None:
+        headers = dict(self._headers)
+        if len(body) > self._gzip_above_bytes:
+            body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+            headers["Content-Encoding"] = "gzip"
+        status, retry_after, answer = self._exchange(body, headers)
+        judge(status, retry_after, answer, self._where)
+
+    def _exchange(
+        self, body: bytes, headers: Mapping[str, str], *, may_repeat: bool = True
+    ) -> tuple[int, str | None, bytes]:
+        """One request and its answer. A kept-alive connection the collector has since closed
+        fails before any answer; such a request is repeated once on a fresh connection."""
+        connection = self._connection
+        reused = connection.sock is not None
+        with self._lock:
+            if self._closed:
+                raise SinkError(f"the OTLP sink for {self._where} is closed")
+            self._watchdog.watch(connection, self._timeout_s)
+        try:
+            if connection.sock is None:
+                connection.connect()
+            if self._watchdog.cut:
+                raise TimeoutError
+            connection.request("POST", self._path, body=body, headers=dict(headers))
+            response = connection.getresponse()
+            answer = response.read(MAX_ANSWER_BYTES)
+            complete = response.isclosed()
+        except (OSError, http.client.HTTPException) as exc:
+            interrupted = self._watchdog.release()
+            connection.close()
+            if interrupted:
+                raise self._interrupted() from exc
+            stale = isinstance(exc, (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected))
+            if reused and stale and may_repeat:
+                return self._exchange(body, headers, may_repeat=False)
+            raise SinkError(f"cannot deliver to {self._where}: {type(exc).__name__}: {exc}") from exc
+        if self._watchdog.release():
+            # What was read may have been cut short by the shutdown itself: nothing is confirmed.
+            connection.close()
+            raise self._interrupted()
+        if not complete:
+            connection.close()  # an answer left unread: the connection cannot be reused
+        return response.status, response.getheader("Retry-After"), answer
+
+    def _interrupted(self) -> SinkError:
+        if self._closed:
+            return SinkError(f"the OTLP sink for {self._where} was closed during a request")
+        return SinkError(f"{self._where} did not answer within {self._timeout_s:g}s")
 
     def close(self) -> None:
-        self._exporter.shutdown()  # type: ignore[no-untyped-call]
+        """Interrupt a request in flight (shutdown must not wait for a hung collector) and close."""
+        with self._lock:
+            self._closed = True
+            interrupted = self._watchdog.stop()
+        if not interrupted:
+            self._connection.close()

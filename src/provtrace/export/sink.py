@@ -5,9 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from provtrace.errors import ProvtraceError
 
-class SinkError(Exception):
-    """A destination did not accept a batch; the spool keeps it and delivery retries."""
+
+class SinkError(ProvtraceError):
+    """A destination did not accept a batch; the spool keeps it and delivery retries.
+
+    ``retry_after_s`` is the wait the destination asked for (an HTTP ``Retry-After``), when it
+    named one; the deliverer should not retry sooner (and may cap what it honours).
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PermanentSinkError(SinkError):
+    """The destination refused the batch in a way that retrying the same bytes will not change
+    (a malformed or oversized request, a rejected span, an endpoint that is not OTLP). The
+    segments stay in the spool; moving them aside for inspection is the deliverer's decision."""
 
 
 class Sink(Protocol):

@@ -264,13 +264,14 @@ def test_a_full_or_read_only_spool_filesystem_refuses_guarded_actions(
         assert guarded_action_runs() is True
         spool = recorded.handle.pipeline.spool.directory
         if fault == "full":
-            with open(small_filesystem / "filler", "wb") as filler:
-                try:
-                    while True:
-                        filler.write(b"\0" * 65536)
-                        filler.flush()
-                except OSError:
-                    pass  # full
+            fd = os.open(small_filesystem / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                while os.write(fd, b"\0" * 65536):  # unbuffered: nothing is left to flush on close
+                    pass
+            except OSError:
+                pass  # full
+            finally:
+                os.close(fd)
         else:  # the spool directory becomes a read-only view of itself (open files stay open)
             subprocess.run(["mount", "--bind", str(spool), str(spool)], check=True)
             subprocess.run(["mount", "-o", "remount,bind,ro", str(spool)], check=True)

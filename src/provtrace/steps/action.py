@@ -92,6 +92,9 @@ class Action(StepHandle):
 
 
 class ActionSpec(StepSpec[Action]):
+    """A change to a system: ``with provtrace.action("firewall.rule.open", target=..., params=req,
+    privileged=True, require=("policy", "approval")) as act: act.record_change(before, after)``."""
+
     handle_type = Action
     step = c.STEP_ACTION
 
@@ -284,37 +287,7 @@ def _pipeline_problems(handle: Action) -> list[Problem]:
     return []
 
 
-def action(
-    action_type: str,
-    target: str,
-    *,
-    privileged: bool = False,
-    params: Any = _NO_PARAMS,
-    authorized_by: Refs = None,
-    approved_by: Refs = None,
-    used_secrets: Refs = None,
-    require: Sequence[str] = (),
-    actor: str | None = None,
-    nhi: str | None = None,
-    triggered_by: Refs = None,
-    attributes: Mapping[str, Any] | None = None,
-) -> ActionSpec:
-    """A change to a system: ``with provtrace.action("firewall.rule.open", target=..., params=req,
-    privileged=True, require=("policy", "approval")) as act: act.record_change(before, after)``."""
-    return ActionSpec(
-        action_type,
-        target,
-        privileged=privileged,
-        params=params,
-        authorized_by=authorized_by,
-        approved_by=approved_by,
-        used_secrets=used_secrets,
-        require=require,
-        actor=actor,
-        nhi=nhi,
-        triggered_by=triggered_by,
-        attributes=attributes,
-    )
+action = ActionSpec
 
 
 class Verification(StepHandle):
@@ -342,6 +315,9 @@ class Verification(StepHandle):
 
 
 class VerificationSpec(StepSpec[Verification]):
+    """The check after an action: ``with provtrace.verification(of=act, method="port-probe") as v:``
+    then ``v.passed(detail=...)`` or ``v.failed(detail=...)``."""
+
     handle_type = Verification
     step = c.STEP_VERIFICATION
 
@@ -387,14 +363,4 @@ class VerificationSpec(StepSpec[Verification]):
             handle._decide(c.VERIFICATION_PASS if result else c.VERIFICATION_FAIL, None)
 
 
-def verification(
-    of: Refs = None,
-    *,
-    method: str | None = None,
-    actor: str | None = None,
-    nhi: str | None = None,
-    attributes: Mapping[str, Any] | None = None,
-) -> VerificationSpec:
-    """The check after an action: ``with provtrace.verification(of=act, method="port-probe") as v:``
-    then ``v.passed(detail=...)`` or ``v.failed(detail=...)``."""
-    return VerificationSpec(of, method=method, actor=actor, nhi=nhi, attributes=attributes)
+verification = VerificationSpec

@@ -78,6 +78,14 @@ class PolicyCheck(StepHandle):
 
 
 class PolicyCheckSpec(StepSpec[PolicyCheck]):
+    """A policy decision: ``with provtrace.policy_check("fw-change", version="3", input=req) as p:``
+    then ``p.allow(reason=...)`` or ``p.deny(reason=...)``. Decorated, a True/"allow" return
+    value allows and False/None/"deny" denies.
+
+    An allow authorises only the actions the check names: those whose parameters equal its
+    ``input`` (same digest), or whose type is in ``actions=``; and only until a later check of
+    the same policy in the decision does not allow."""
+
     handle_type = PolicyCheck
     step = c.STEP_POLICY_CHECK
 
@@ -129,36 +137,7 @@ class PolicyCheckSpec(StepSpec[PolicyCheck]):
             handle._decide(verdict, None)
 
 
-def policy_check(
-    policy_id: str,
-    *,
-    version: str | None = None,
-    engine: str | None = None,
-    input: Any = _NO_INPUT,
-    actions: str | Sequence[str] = (),
-    actor: str | None = None,
-    nhi: str | None = None,
-    triggered_by: Refs = None,
-    attributes: Mapping[str, Any] | None = None,
-) -> PolicyCheckSpec:
-    """A policy decision: ``with provtrace.policy_check("fw-change", version="3", input=req) as p:``
-    then ``p.allow(reason=...)`` or ``p.deny(reason=...)``. Decorated, a True/"allow" return
-    value allows and False/None/"deny" denies.
-
-    An allow authorises only the actions the check names: those whose parameters equal its
-    ``input`` (same digest), or whose type is in ``actions=``; and only until a later check of
-    the same policy in the decision does not allow."""
-    return PolicyCheckSpec(
-        policy_id,
-        version=version,
-        engine=engine,
-        input=input,
-        actions=actions,
-        actor=actor,
-        nhi=nhi,
-        triggered_by=triggered_by,
-        attributes=attributes,
-    )
+policy_check = PolicyCheckSpec
 
 
 class Approval(StepHandle):
@@ -211,6 +190,9 @@ def _rfc3339(ns: int) -> str:
 
 
 class ApprovalSpec(StepSpec[Approval]):
+    """A human approval bound to the exact action parameters:
+    ``with provtrace.approval(approver="alice@example.com", for_action=req) as a: a.approve()``."""
+
     handle_type = Approval
     step = c.STEP_APPROVAL
 
@@ -274,30 +256,4 @@ class ApprovalSpec(StepSpec[Approval]):
             handle._decide(verdict, None)
 
 
-def approval(
-    approver: str,
-    *,
-    method: str | None = None,
-    ticket: str | None = None,
-    for_action: Any = _NO_INPUT,
-    expires_in: float | _dt.timedelta = DEFAULT_APPROVAL_TTL_S,
-    nonce: str | None = None,
-    actor: str | None = None,
-    nhi: str | None = None,
-    triggered_by: Refs = None,
-    attributes: Mapping[str, Any] | None = None,
-) -> ApprovalSpec:
-    """A human approval bound to the exact action parameters:
-    ``with provtrace.approval(approver="alice@example.com", for_action=req) as a: a.approve()``."""
-    return ApprovalSpec(
-        approver,
-        method=method,
-        ticket=ticket,
-        for_action=for_action,
-        expires_in=expires_in,
-        nonce=nonce,
-        actor=actor,
-        nhi=nhi,
-        triggered_by=triggered_by,
-        attributes=attributes,
-    )
+approval = ApprovalSpec

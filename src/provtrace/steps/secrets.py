@@ -52,6 +52,9 @@ class _TaintingStream(_OutputStream):
 
 
 class SecretFetchSpec(StepSpec[SecretFetch]):
+    """A secret read: ``with provtrace.secret_fetch(store="vault", ref="kv/x", nhi="svc") as s:``
+    then ``token = s.record_value(read())``. As a decorator the return value is the secret."""
+
     handle_type = SecretFetch
     step = c.STEP_SECRET_FETCH
 
@@ -84,18 +87,4 @@ class SecretFetchSpec(StepSpec[SecretFetch]):
         return _TaintingStream(handle)
 
 
-def secret_fetch(
-    store: str,
-    ref: str,
-    nhi: str | None = None,
-    *,
-    version: str | None = None,
-    actor: str | None = None,
-    triggered_by: Refs = None,
-    attributes: Mapping[str, Any] | None = None,
-) -> SecretFetchSpec:
-    """A secret read: ``with provtrace.secret_fetch(store="vault", ref="kv/x", nhi="svc") as s:``
-    then ``token = s.record_value(read())``. As a decorator the return value is the secret."""
-    return SecretFetchSpec(
-        store, ref, nhi, version=version, actor=actor, triggered_by=triggered_by, attributes=attributes
-    )
+secret_fetch = SecretFetchSpec

@@ -430,7 +430,9 @@ def truncate_utf8(text: str, max_bytes: int) -> tuple[str, bool]:
 # way, so a secret used as a key never travels in a pointer (``/arguments/data/~20``, not
 # ``/arguments/data/<secret>``); other names stay readable. ``~2`` is no RFC 6901 escape, so no
 # real name can be mistaken for a position. Positions rely on member order, which JSON text and
-# Python dicts keep on both sides. A receiver that predates key entries skips them.
+# Python dicts keep on both sides. A receiver that predates key entries skips them. The sender
+# lists each distinct tainted substring once, at its first position (the receiver taints it
+# wherever it appears), and only those the receiver accepts (MIN_PEER_SECRET_LENGTH and longer).
 
 MAX_TAINTED_SPANS: Final = 256
 MIN_PEER_SECRET_LENGTH: Final = MIN_SECRET_LENGTH
@@ -444,12 +446,18 @@ TaintedSpan = tuple[str, int, int] | tuple[str, int, int, str]
 
 def tainted_spans(jsonable: JsonValue) -> list[TaintedSpan]:
     """Where secrets fetched in this process occur in ``jsonable``'s string values and member
-    names, in the wire form above."""
+    names, in the wire form above: one entry per distinct value (the receiver taints a value
+    wherever it appears, so repeats would only use up the entry limit), and only values the
+    receiver accepts (long ones; short ones would crowd out the rest)."""
     found: list[TaintedSpan] = []
     if not SECRETS:
         return found
+    reported: set[str] = set()
     for pointer, text, is_name in _texts_at(jsonable, ""):
-        for start, end in SECRETS.secret_spans(text):
+        for start, end in SECRETS.secret_spans(text, structural=True):
+            if text[start:end] in reported or end - start < MIN_PEER_SECRET_LENGTH:
+                continue
+            reported.add(text[start:end])
             found.append((pointer, start, end, KEY_ENTRY) if is_name else (pointer, start, end))
             if len(found) >= MAX_TAINTED_SPANS:
                 return found

@@ -30,6 +30,7 @@ from provtrace import conventions as c
 from provtrace.content import (
     KEY_ENTRY,
     MAX_PEER_TAINTED_CHARS,
+    MAX_TAINTED_SPANS,
     MIN_SECRET_LENGTH,
     REDACTOR,
     SECRET_MARKER,
@@ -499,29 +500,38 @@ def test_split_secrets_are_removed_from_stored_structures(mode: str) -> None:
 
 
 def test_taint_pointers_name_positions_never_the_secret() -> None:
-    SECRETS.add(ALNUM_SECRET)
+    as_key, in_value, nested = ALNUM_SECRET, "tok-B-0123456789", "tok-C-9876543210"
+    for secret in (as_key, in_value, nested, "7"):
+        SECRETS.add(secret)
     params = {
         "name": "store",
         "arguments": {
-            "data": {
-                "plain/key~": f"use {ALNUM_SECRET}",
-                ALNUM_SECRET: "v",
-                f"k-{ALNUM_SECRET}": [ALNUM_SECRET],
-            }
+            "data": {as_key: f"v {as_key}", "plain/key~": f"use {in_value} x7", f"k-{as_key}": [nested]},
+            "again": [in_value, as_key],
         },
     }
     spans = tainted_spans(params)
-    assert ALNUM_SECRET not in json.dumps(spans)
-    n = len(ALNUM_SECRET)
-    assert spans == [
-        ("/arguments/data/plain~1key~0", 4, 4 + n),
-        ("/arguments/data/~21", 0, n, KEY_ENTRY),
-        ("/arguments/data/~22", 2, 2 + n, KEY_ENTRY),
-        ("/arguments/data/~22/0", 0, n),
+    assert as_key not in json.dumps(spans)
+    assert spans == [  # one entry per value, long values only (a peer ignores short ones)
+        ("/arguments/data/~20", 0, len(as_key), KEY_ENTRY),
+        ("/arguments/data/plain~1key~0", 4, 4 + len(in_value)),
+        ("/arguments/data/~22/0", 0, len(nested)),
     ]
     SECRETS.clear()
-    assert taint_spans(params, [list(span) for span in spans]) == 4
-    assert SECRETS.contains_secret(f"x {ALNUM_SECRET} y")
+    assert taint_spans(params, [list(span) for span in spans]) == 3
+    for secret in (as_key, in_value, nested):
+        assert SECRETS.contains_secret(f"x {secret} y")
+    assert not SECRETS.contains_secret("x 7 y")
+
+
+def test_repeated_secrets_do_not_use_up_the_entry_limit() -> None:
+    SECRETS.add("7")
+    SECRETS.add(ALNUM_SECRET)
+    lines = [f"line {i}: retry 7 with {ALNUM_SECRET}" for i in range(MAX_TAINTED_SPANS + 10)]
+    late = "tok-late-0123456789"
+    SECRETS.add(late)
+    spans = tainted_spans({"log": [*lines, late]})
+    assert [span[0] for span in spans] == ["/log/0", f"/log/{len(lines)}"]
 
 
 def test_hostile_taint_entries_taint_nothing() -> None:

@@ -156,10 +156,7 @@ def test_the_taint_pointer_on_the_wire_never_carries_the_secret(line: Python, tm
     rest = json.dumps(messages, ensure_ascii=False)
     assert AGENT_SECRET not in rest
     n = len(AGENT_SECRET)
-    assert request["params"]["_meta"][META_TAINTED] == [
-        ["/arguments/data/~21", 0, n, "key"],
-        ["/arguments/data/~21", 6, 6 + n],
-    ]
+    assert request["params"]["_meta"][META_TAINTED] == [["/arguments/data/~21", 0, n, "key"]]
     assert AGENT_SECRET.encode() not in run.files_bytes()
     stored = by_name(run.spans("server"), "tools/call store").attributes[c.GEN_AI_TOOL_CALL_ARGUMENTS]
     redacted = {"data": {"note": "rotated", "[REDACTED:secret]": "grant [REDACTED:secret]"}}

@@ -1,6 +1,7 @@
 """Cost of tainting a fetched secret and of scrubbing content, against plain ``str.replace``.
 
-Measured in one run on this machine, so the ratios compare like with like:
+Measured in one run on this machine, as CPU time of the calling thread (other processes on a busy
+machine inflate wall time), so the ratios compare like with like:
 
 - ``add``: registering one fetched secret in a fresh registry, including building its matcher
   (the first search after an add), next to one ``str.replace`` of 1 KB as the baseline unit; and
@@ -59,9 +60,9 @@ def bench_add() -> dict[str, float]:
             registry.add(f"{pooled}{run}")
             registry.contains_secret("x")  # a fetch, then content recorded with it
 
-    add_ns, _ = per_call_ns(add, calls=200)
-    ten_ns, _ = per_call_ns(add_ten, calls=20, rounds=5)
-    base_ns, _ = per_call_ns(baseline, calls=20_000)
+    _, add_ns = per_call_ns(add, calls=200)
+    _, ten_ns = per_call_ns(add_ten, calls=20, rounds=5)
+    _, base_ns = per_call_ns(baseline, calls=20_000)
     return {
         "add_us": add_ns / 1000,
         "ten_adds_each_then_search_us": ten_ns / 1000,
@@ -85,8 +86,8 @@ def bench_scrub(count: int) -> dict[str, float]:
 
     out: dict[str, float] = {"bytes": float(len(clean))}
     for label, text in (("clean", clean), ("one_secret", dirty)):
-        scrub_ns, _ = per_call_ns(lambda text=text: registry.scrub(text), calls=5_000)
-        base_ns, _ = per_call_ns(lambda text=text: replace_all(text), calls=20_000)
+        _, scrub_ns = per_call_ns(lambda text=text: registry.scrub(text), calls=5_000)
+        _, base_ns = per_call_ns(lambda text=text: replace_all(text), calls=20_000)
         out[f"{label}_scrub_us"] = scrub_ns / 1000
         out[f"{label}_replace_us"] = base_ns / 1000
         out[f"{label}_ratio"] = scrub_ns / base_ns
@@ -105,11 +106,11 @@ def bench_render(count: int) -> dict[str, float]:
         for secret in secrets:
             text = text.replace(secret, "[REDACTED:secret]")
 
-    base_ns, _ = per_call_ns(baseline, calls=10_000)
+    _, base_ns = per_call_ns(baseline, calls=10_000)
     out: dict[str, float] = {"dumps_replace_us": base_ns / 1000}
     for mode in ("redacted", "full"):
         policy = CapturePolicy(mode)
-        render_ns, _ = per_call_ns(lambda policy=policy: policy.render(value), calls=2_000)
+        _, render_ns = per_call_ns(lambda policy=policy: policy.render(value), calls=2_000)
         out[f"{mode}_render_us"] = render_ns / 1000
         out[f"{mode}_ratio"] = render_ns / base_ns
     SECRETS.clear()

@@ -3,8 +3,9 @@
 Digests are always of the original content, canonicalised as RFC 8785 JSON, so an investigator
 holding the original can prove it is the one recorded. What is *stored* depends on the capture
 mode and passes through the redactor first: every value returned by a ``secret_fetch`` in this
-process is removed wherever it appears, and so are well-known credential shapes. The redactor never
-echoes what it removed.
+process is removed wherever it appears, in the forms agents produce (``provtrace.secrets_registry``
+holds them and says which), and so are well-known credential shapes. The redactor never echoes
+what it removed.
 """
 
 from __future__ import annotations
@@ -15,14 +16,12 @@ import datetime as _dt
 import decimal
 import enum
 import hashlib
+import itertools
 import json
 import math
 import pathlib
-import re
-import threading
-import urllib.parse
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 import rfc8785
@@ -30,6 +29,7 @@ import rfc8785
 from provtrace import conventions as c
 from provtrace.credentials import is_secret_key_name, redact_credentials
 from provtrace.keyed import DIGEST_KEY
+from provtrace.secrets_registry import MIN_SECRET_LENGTH, SECRET_MARKER, SecretRegistry
 
 _MAX_SAFE_INT: Final = 2**53 - 1
 MAX_DEPTH: Final = 64
@@ -102,6 +102,7 @@ TAGS: Final = (
     "repr",  # opaque: [type, repr] of an object with no JSON form
 )
 OPAQUE_TAGS: Final = frozenset({"cycle", "depth", "repr"})
+BYTES_TAG: Final = TAG_PREFIX + "bytes"
 
 
 def _tag(name: str, value: JsonValue) -> dict[str, JsonValue]:
@@ -272,7 +273,7 @@ def capture(value: object) -> Captured:
 
 
 def _holds_secret(canonical: bytes) -> bool:
-    return SECRETS.pattern is not None and SECRETS.contains_secret(canonical.decode("utf-8", "replace"))
+    return bool(SECRETS) and SECRETS.contains_secret(canonical.decode("utf-8", "replace"))
 
 
 def digest(value: object) -> str:
@@ -311,86 +312,6 @@ class StreamingDigest:
 
 # --- redaction -------------------------------------------------------------------------------
 
-SECRET_MARKER: Final = "[REDACTED:secret]"  # noqa: S105 - the marker, not a secret
-
-
-class SecretRegistry:
-    """Values returned by ``secret_fetch`` in this process, in every encoding they might appear in.
-
-    Kept in memory only; the values themselves are never written anywhere.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._variants: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
-
-    def add(self, value: object) -> None:
-        """Taint every string leaf of ``value``: a string, bytes, a structure of them, or any object
-        content capture would record (dataclasses and pydantic models are walked the same way)."""
-        leaves = {*_string_leaves(value), *_string_leaves(to_jsonable(value))}
-        new = {v for leaf in leaves for v in _variants(leaf)}
-        with self._lock:
-            if new <= self._variants:
-                return
-            self._variants |= new
-            ordered = sorted(self._variants, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
-
-    def clear(self) -> None:
-        with self._lock:
-            self._variants.clear()
-            self._pattern = None
-
-    def __len__(self) -> int:
-        return len(self._variants)
-
-    @property
-    def pattern(self) -> re.Pattern[str] | None:
-        return self._pattern
-
-    def contains_secret(self, text: str) -> bool:
-        pattern = self._pattern
-        return bool(pattern is not None and pattern.search(text))
-
-    def scrub(self, text: str) -> str:
-        pattern = self._pattern
-        return text if pattern is None else pattern.sub(SECRET_MARKER, text)
-
-
-def _string_leaves(value: object) -> Iterable[str]:
-    if isinstance(value, str):
-        if value:
-            yield value
-    elif isinstance(value, (bytes, bytearray)):
-        if value:
-            yield bytes(value).decode("utf-8", errors="replace")
-            yield base64.b64encode(bytes(value)).decode("ascii")
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _string_leaves(item)
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        for item in value:
-            yield from _string_leaves(item)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        text = str(value)
-        if len(text) >= 4:
-            yield text
-
-
-def _variants(secret: str) -> set[str]:
-    """The forms a secret takes when embedded in JSON, URLs, or base64 by the agent's code."""
-    forms = {
-        secret,
-        json.dumps(secret)[1:-1],
-        json.dumps(secret, ensure_ascii=False)[1:-1],
-        urllib.parse.quote(secret, safe=""),
-        urllib.parse.quote_plus(secret),
-    }
-    if len(secret) >= 8:
-        forms.add(base64.b64encode(secret.encode()).decode("ascii").rstrip("="))
-    return {form for form in forms if form}
-
 
 class Redactor:
     """Removes tainted secret values and credential shapes from text and structures."""
@@ -398,27 +319,77 @@ class Redactor:
     def __init__(self, secrets: SecretRegistry) -> None:
         self.secrets = secrets
 
-    def text(self, text: str, *, credentials: bool = True) -> str:
-        text = self.secrets.scrub(text)
+    def text(self, text: str, *, credentials: bool = True, secrets: bool = True) -> str:
+        """``text`` without tainted values and, with ``credentials``, credential shapes;
+        ``secrets=False`` skips the first pass for text already known to hold no tainted value."""
+        if secrets:
+            text = self.secrets.scrub(text)
         return redact_credentials(text) if credentials else text
 
     def value(self, value: JsonValue, *, credentials: bool = True) -> JsonValue:
-        """Redact a JSON-compatible structure: strings and keys, and with ``credentials`` also
-        credential shapes and the values of secret-named fields."""
+        """Redact a JSON-compatible structure: strings, keys and tainted numbers, secrets split
+        across consecutive strings, and with ``credentials`` also credential shapes and the values
+        of secret-named fields."""
+        if not self.secrets:
+            return self._value(value, credentials, set())
+        values, others = _strings(value)
+        parts = self.secrets.scrub_joined(values)
+        if parts is not None:
+            value = _replace_strings(value, iter(parts))
+            values = parts
+        return self._value(value, credentials, self.secrets.holding(values + others))
+
+    def _value(self, value: JsonValue, credentials: bool, tainted: set[str]) -> JsonValue:
+        """``tainted``: the strings (values, keys, numbers as text) that hold a secret."""
         if isinstance(value, str):
-            return self.text(value, credentials=credentials)
+            return self.text(value, credentials=credentials, secrets=value in tainted)
         if isinstance(value, list):
-            return [self.value(item, credentials=credentials) for item in value]
+            return [self._value(item, credentials, tainted) for item in value]
         if isinstance(value, dict):
             out: dict[str, JsonValue] = {}
             for key, item in value.items():
-                clean_key = self.text(key, credentials=credentials)
+                clean_key = self.text(key, credentials=credentials, secrets=key in tainted)
                 if credentials and is_secret_key_name(key) and item not in (None, "", [], {}):
                     out[clean_key] = "[REDACTED:credential]"
                 else:  # base64 of bytes is not text: credential shapes in it are chance
-                    out[clean_key] = self.value(item, credentials=credentials and key != "$bytes")
+                    out[clean_key] = self._value(item, credentials and key != BYTES_TAG, tainted)
             return out
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and str(value) in tainted:
+            return SECRET_MARKER
         return value
+
+
+def _strings(value: JsonValue) -> tuple[list[str], list[str]]:
+    """The string values of a structure in document order, and its keys and numbers as text."""
+    values: list[str] = []
+    others: list[str] = []
+    _collect(value, values, others)
+    return values, others
+
+
+def _collect(value: JsonValue, values: list[str], others: list[str]) -> None:
+    if isinstance(value, str):
+        values.append(value)
+    elif isinstance(value, dict):
+        others.extend(value)
+        for item in value.values():
+            _collect(item, values, others)
+    elif isinstance(value, list):
+        for item in value:
+            _collect(item, values, others)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        others.append(str(value))
+
+
+def _replace_strings(value: JsonValue, parts: Iterator[str]) -> JsonValue:
+    """A copy of ``value`` whose string values are the next items of ``parts``, in order."""
+    if isinstance(value, str):
+        return next(parts)
+    if isinstance(value, list):
+        return [_replace_strings(item, parts) for item in value]
+    if isinstance(value, dict):
+        return {key: _replace_strings(item, parts) for key, item in value.items()}
+    return value
 
 
 SECRETS: Final = SecretRegistry()
@@ -473,25 +444,49 @@ def truncate_utf8(text: str, max_bytes: int) -> tuple[str, bool]:
 
 # --- taint across processes ------------------------------------------------------------------
 # A value that is a secret in one process (fetched there) travels to a peer inside a tool's
-# arguments or result. The sender names where it is, the receiver taints those substrings too,
-# so neither side records it: ``[pointer, start, end]`` with an RFC 6901 JSON Pointer to a string
-# leaf and code-point offsets of the secret in it.
+# arguments or result. The sender names where it is and the receiver taints those substrings too,
+# so neither side records it. The wire form (MCP: ``_meta["io.provtrace/tainted"]``) is a list of
+# at most MAX_TAINTED_SPANS entries, each naming a position, never the value:
+#
+#   [pointer, start, end]          code points [start, end) of the string value at ``pointer``
+#   [pointer, start, end, "key"]   code points [start, end) of the *name* of the object member
+#                                  at ``pointer``
+#
+# ``pointer`` is an RFC 6901 JSON Pointer into the params (or the result) without ``_meta``, with
+# one extension: the reference token ``~2N`` names the N-th member (0-based, in document order) of
+# an object by its position. The sender names every member whose name holds a tainted value that
+# way, so a secret used as a key never travels in a pointer (``/arguments/data/~20``, not
+# ``/arguments/data/<secret>``); other names stay readable. ``~2`` is no RFC 6901 escape, so no
+# real name can be mistaken for a position. Positions rely on member order, which JSON text and
+# Python dicts keep on both sides. A receiver that predates key entries skips them. The sender
+# lists each distinct tainted substring once, at its first position (the receiver taints it
+# wherever it appears), and only those the receiver accepts (MIN_PEER_SECRET_LENGTH and longer).
 
 MAX_TAINTED_SPANS: Final = 256
-MIN_PEER_SECRET_LENGTH: Final = 8
+MIN_PEER_SECRET_LENGTH: Final = MIN_SECRET_LENGTH
+MAX_PEER_TAINTED_CHARS: Final = 64 * 1024  # what one peer message may taint in total
+KEY_ENTRY: Final = "key"
+_POSITION: Final = "~2"
+_MAX_INDEX_DIGITS: Final = 9
 
-TaintedSpan = tuple[str, int, int]
+TaintedSpan = tuple[str, int, int] | tuple[str, int, int, str]
 
 
 def tainted_spans(jsonable: JsonValue) -> list[TaintedSpan]:
-    """Where secrets fetched in this process occur in ``jsonable``'s string leaves."""
-    pattern = SECRETS.pattern
+    """Where secrets fetched in this process occur in ``jsonable``'s string values and member
+    names, in the wire form above: one entry per distinct value (the receiver taints a value
+    wherever it appears, so repeats would only use up the entry limit), and only values the
+    receiver accepts (long ones; short ones would crowd out the rest)."""
     found: list[TaintedSpan] = []
-    if pattern is None:
+    if not SECRETS:
         return found
-    for pointer, leaf in _string_leaves_at(jsonable, ""):
-        for match in pattern.finditer(leaf):
-            found.append((pointer, match.start(), match.end()))
+    reported: set[str] = set()
+    for pointer, text, is_name in _texts_at(jsonable, ""):
+        for start, end in SECRETS.secret_spans(text, structural=True):
+            if text[start:end] in reported or end - start < MIN_PEER_SECRET_LENGTH:
+                continue
+            reported.add(text[start:end])
+            found.append((pointer, start, end, KEY_ENTRY) if is_name else (pointer, start, end))
             if len(found) >= MAX_TAINTED_SPANS:
                 return found
     return found
@@ -500,47 +495,97 @@ def tainted_spans(jsonable: JsonValue) -> list[TaintedSpan]:
 def taint_spans(jsonable: JsonValue, spans: object) -> int:
     """Taint what a peer said are secrets in ``jsonable``; returns how many values were tainted.
 
-    A peer's word can only add redaction. Substrings shorter than ``MIN_PEER_SECRET_LENGTH`` are
-    ignored, so that a peer cannot scrub common words from this process's records, and at most
-    ``MAX_TAINTED_SPANS`` entries are read.
+    A peer's word can only add redaction, and only of what it pointed at: substrings shorter than
+    ``MIN_PEER_SECRET_LENGTH`` are ignored (so that a peer cannot scrub common words from this
+    process's records), each substring is tainted as it is (not unwrapped further), at most
+    ``MAX_TAINTED_SPANS`` entries and ``MAX_PEER_TAINTED_CHARS`` characters are read.
     """
     if not isinstance(spans, (list, tuple)):
         return 0
     tainted = 0
+    budget = MAX_PEER_TAINTED_CHARS
     for entry in spans[:MAX_TAINTED_SPANS]:
-        if not (isinstance(entry, (list, tuple)) and len(entry) == 3):
+        secret = _marked(jsonable, entry)
+        if secret is None or not MIN_PEER_SECRET_LENGTH <= len(secret) <= budget:
             continue
-        pointer, start, end = entry
-        leaf = _at_pointer(jsonable, pointer) if isinstance(pointer, str) else None
-        if not (isinstance(leaf, str) and isinstance(start, int) and isinstance(end, int)):
-            continue
-        secret = leaf[max(start, 0) : end]
-        if len(secret) >= MIN_PEER_SECRET_LENGTH:
-            SECRETS.add(secret)
-            tainted += 1
+        budget -= len(secret)
+        SECRETS.add(secret, unwrap=False)
+        tainted += 1
     return tainted
 
 
-def _string_leaves_at(value: JsonValue, pointer: str) -> Iterable[tuple[str, str]]:
+def _marked(jsonable: JsonValue, entry: object) -> str | None:
+    """The substring one wire entry points at, or None when it points at nothing."""
+    if not (isinstance(entry, (list, tuple)) and len(entry) in (3, 4)):
+        return None
+    pointer, start, end = entry[0], entry[1], entry[2]
+    if not (isinstance(pointer, str) and _is_int(start) and _is_int(end)):
+        return None
+    if len(entry) == 3:
+        text = _at_pointer(jsonable, pointer)
+    elif entry[3] == KEY_ENTRY and pointer.startswith("/"):
+        parent, _, token = pointer.rpartition("/")
+        text = _member_name(_at_pointer(jsonable, parent), token)
+    else:
+        return None
+    return text[max(start, 0) : max(end, 0)] if isinstance(text, str) else None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _texts_at(value: JsonValue, pointer: str) -> Iterator[tuple[str, str, bool]]:
+    """(pointer, text, is a member name) for every string value and member name; names holding a
+    secret are pointed at by position."""
     if isinstance(value, str):
-        yield pointer, value
+        yield pointer, value, False
     elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _string_leaves_at(item, f"{pointer}/{key.replace('~', '~0').replace('/', '~1')}")
+        for position, (key, item) in enumerate(value.items()):
+            if SECRETS.contains_secret(key):
+                member = f"{pointer}/{_POSITION}{position}"
+                yield member, key, True
+            else:
+                member = f"{pointer}/{key.replace('~', '~0').replace('/', '~1')}"
+            yield from _texts_at(item, member)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _string_leaves_at(item, f"{pointer}/{index}")
+            yield from _texts_at(item, f"{pointer}/{index}")
+
+
+def _index(token: str) -> int | None:
+    digits = token.isascii() and token.isdigit() and len(token) <= _MAX_INDEX_DIGITS
+    return int(token) if digits else None
+
+
+def _member_name(value: JsonValue, token: str) -> str | None:
+    """The name of the member of object ``value`` that ``token`` names (by name or ``~2N``)."""
+    if not isinstance(value, dict):
+        return None
+    if token.startswith(_POSITION):
+        position = _index(token[len(_POSITION) :])
+        if position is None or position >= len(value):
+            return None
+        name: str = next(itertools.islice(value, position, None))
+        return name
+    literal = token.replace("~1", "/").replace("~0", "~")
+    return literal if literal in value else None
 
 
 def _at_pointer(value: JsonValue, pointer: str) -> JsonValue:
     if pointer and not pointer.startswith("/"):
         return None
     for token in pointer.split("/")[1:]:
-        key = token.replace("~1", "/").replace("~0", "~")
         if isinstance(value, dict):
-            value = value.get(key)
-        elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
-            value = value[int(key)]
+            name = _member_name(value, token)
+            if name is None:
+                return None
+            value = value[name]
+        elif isinstance(value, list):
+            index = _index(token)
+            if index is None or index >= len(value):
+                return None
+            value = value[index]
         else:
             return None
     return value

@@ -422,7 +422,8 @@ _LOCAL_SPECIFIC: Final = (
     ),
     _rule(
         "aws-secret-access-key",
-        r"(?<![A-Za-z0-9/+])(?<!\"\$bytes\":\")[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
+        # not the base64 of bytes content, stored as {"\u0000bytes": "..."} (content.TAGS)
+        r"(?<![A-Za-z0-9/+])(?<!\"\\u0000bytes\":\")[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
         [],
         refine=_aws_secret_key,
         anchored=False,

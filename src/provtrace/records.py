@@ -15,6 +15,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_trace_id
 
+from provtrace import conventions as c
 from provtrace.content import SECRETS, valid_text
 from provtrace.model import AttrValue, EventRecord, LinkRecord, SpanRecord, freeze_attributes
 from provtrace.processor import RawSegment
@@ -89,32 +90,38 @@ class _Scrubber(_Copier):
 
     def __init__(self) -> None:
         super().__init__()
-        self._secrets = SECRETS.pattern is not None
+        self._secrets = bool(SECRETS)
 
-    def text(self, value: str, field: str) -> str:
+    def text(self, value: str, field: str, *, structural: bool = False) -> str:
         if not value.isascii():
             value = valid_text(value)
-        if self._secrets and SECRETS.contains_secret(value):
+        if self._secrets and SECRETS.contains_secret(value, structural=structural):
             self.fields.append(field)
-            return SECRETS.scrub(value)
+            return SECRETS.scrub(value, structural=structural)
         return value
 
-    def value(self, value: AttrValue, field: str) -> AttrValue:
+    def value(self, value: AttrValue, field: str, structural: bool) -> AttrValue:
         if isinstance(value, str):
-            return self.text(value, field)
+            return self.text(value, field, structural=structural)
         if isinstance(value, tuple):
-            return tuple(self.value(v, field) for v in value)  # type: ignore[misc]
-        if not isinstance(value, bool) and self._secrets and SECRETS.contains_secret(str(value)):
+            return tuple(self.value(v, field, structural) for v in value)  # type: ignore[misc]
+        if (
+            not isinstance(value, bool)
+            and self._secrets
+            and SECRETS.contains_secret(str(value), structural=structural)
+        ):
             self.fields.append(field)  # a numeric secret (a PIN, an account number)
-            return SECRETS.scrub(str(value))
+            return SECRETS.scrub(str(value), structural=structural)
         return value
 
     def attributes(self, attributes: Mapping[str, object] | None, where: str) -> dict[str, AttrValue]:
-        """Field names are built from the scrubbed key: they travel in violation details."""
+        """Field names are built from the scrubbed key: they travel in violation details. Short
+        secrets do not scrub structural fields (ids, digests, times, enums)."""
         out: dict[str, AttrValue] = {}
         for key, value in freeze_attributes(attributes).items():
             clean_key = self.text(key, f"{where}key")
-            out[clean_key] = self.value(value, f"{where}{clean_key}")
+            structural = key in c.STRUCTURAL_ATTRIBUTES
+            out[clean_key] = self.value(value, f"{where}{clean_key}", structural)
         return out
 
 

@@ -96,14 +96,17 @@ def test_taint_travels_as_pointers_and_spans_and_only_adds_redaction() -> None:
     SECRETS.add("peer-secret-0123")
     value = {"content": [{"text": "use peer-secret-0123 now"}], "a/b~c": ["peer-secret-0123"], "n": 1}
     spans = tainted_spans(value)
-    assert spans == [("/content/0/text", 4, 20), ("/a~1b~0c/0", 0, 16)]
+    assert spans == [("/content/0/text", 4, 20)]  # one entry per value: the peer taints it everywhere
+    assert tainted_spans({"a/b~c": ["peer-secret-0123"]}) == [("/a~1b~0c/0", 0, 16)]
     SECRETS.clear()
-    assert taint_spans(value, [list(span) for span in spans]) == 2
+    assert taint_spans(value, [list(span) for span in spans]) == 1
     assert REDACTOR.text("x peer-secret-0123") == "x [REDACTED:secret]"
     SECRETS.clear()
     hostile = [["/content/0/text", 0, 3], ["/missing", 0, 9], ["content", 0, 9], "junk", ["/n", 0, 1]]
     assert taint_spans(value, hostile) == 0  # too short, absent, malformed, not a string
     assert taint_spans(value, {"not": "a list"}) == 0
     assert len(SECRETS) == 0
-    SECRETS.add("x" * 8)
-    assert len(tainted_spans({"k": ["x" * 8] * (MAX_TAINTED_SPANS + 5)})) == MAX_TAINTED_SPANS
+    distinct = [f"peer-secret-{i:04d}" for i in range(MAX_TAINTED_SPANS + 5)]
+    for secret in distinct:
+        SECRETS.add(secret)
+    assert len(tainted_spans({"k": distinct})) == MAX_TAINTED_SPANS

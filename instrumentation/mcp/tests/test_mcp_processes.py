@@ -3,11 +3,13 @@ one process, on mcp 2.x and 1.x: what each side's provtrace wrote, read back fro
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from apps.common import AGENT_SECRET, SERVER_SECRET
 from mcp_harness import Python, Run, run_apps
+from provtrace_instrumentation_mcp.protocol import META_TAINTED
 
 from provtrace import conventions as c
 from provtrace.model import KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, STATUS_ERROR, SpanRecord
@@ -134,6 +136,31 @@ def test_secrets_cross_the_wire_but_never_reach_either_sides_records(
     else:
         assert c.GEN_AI_TOOL_CALL_ARGUMENTS not in echoed
         assert c.INPUT_SHA256 not in echoed
+
+
+def test_the_taint_pointer_on_the_wire_never_carries_the_secret(line: Python, tmp_path: Path) -> None:
+    """The agent's secret is a key of a tool's arguments: the bytes the client writes to the
+    server process carry it in the arguments (the tool needs it) and nowhere else, and the
+    server, which never fetched it, still redacts it because of the positions it was sent."""
+    wire = tmp_path / "client-to-server.jsonl"
+    env = {"PROVTRACE_CAPTURE_CONTENT": "full"}
+    agent_env = {**env, "MCP_TEST_WIRE_LOG": str(wire)}
+    run = run_apps(line, "secret_key", "stdio", tmp_path, agent_env=agent_env, server_env=env)
+    assert run.out["stored"] == "stored 2 entries"
+    raw = wire.read_bytes()
+    messages = [json.loads(line) for line in raw.splitlines() if line.strip()]
+    (request,) = [m for m in messages if (m.get("params") or {}).get("name") == "store"]
+    arguments = request["params"].pop("arguments")
+    assert arguments == {"data": {"note": "rotated", AGENT_SECRET: f"grant {AGENT_SECRET}"}}
+    assert raw.count(AGENT_SECRET.encode()) == 2  # the key and its value, in the arguments only
+    rest = json.dumps(messages, ensure_ascii=False)
+    assert AGENT_SECRET not in rest
+    n = len(AGENT_SECRET)
+    assert request["params"]["_meta"][META_TAINTED] == [["/arguments/data/~21", 0, n, "key"]]
+    assert AGENT_SECRET.encode() not in run.files_bytes()
+    stored = by_name(run.spans("server"), "tools/call store").attributes[c.GEN_AI_TOOL_CALL_ARGUMENTS]
+    redacted = {"data": {"note": "rotated", "[REDACTED:secret]": "grant [REDACTED:secret]"}}
+    assert json.loads(str(stored)) == redacted
 
 
 def test_a_cancelled_call_is_recorded_as_cancelled_on_both_sides(line: Python, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ PROMPTS_GET: Final = "prompts/get"
 
 # provtrace's own `_meta` keys (MCP reserves unprefixed names and io.modelcontextprotocol/).
 META_CALLER: Final = "io.provtrace/caller"  # {"decision_id", "actor_id", "nhi_id"} of the caller
-META_TAINTED: Final = "io.provtrace/tainted"  # [[json pointer, start, end], ...] (provtrace.content)
+META_TAINTED: Final = "io.provtrace/tainted"  # [[pointer, start, end(, "key")], ...]: provtrace.content
 META_CLIENT_INFO: Final = "io.modelcontextprotocol/clientInfo"  # per request since 2026-07-28
 TRACEPARENT: Final = "traceparent"
 

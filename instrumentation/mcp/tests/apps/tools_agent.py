@@ -75,7 +75,11 @@ async def streams(transport: str) -> AsyncIterator[tuple[Any, Any]]:
     if transport == "stdio":
         from mcp import StdioServerParameters, stdio_client
 
-        params = StdioServerParameters(command=sys.executable, args=[script, "stdio"], env=server_env())
+        command = [sys.executable, script, "stdio"]
+        wire_log = os.environ.get("MCP_TEST_WIRE_LOG")
+        if wire_log:  # every byte the client sends is also copied to this file
+            command = [sys.executable, str(HERE / "tee_stdin.py"), wire_log, *command]
+        params = StdioServerParameters(command=command[0], args=command[1:], env=server_env())
         async with stdio_client(params) as opened:
             yield opened[0], opened[1]
         return
@@ -122,6 +126,14 @@ async def secrets(client: Any, out: dict[str, Any]) -> None:
     out["issued"] = text_of(await client.call_tool("issue_token", {}))
 
 
+async def secret_key(client: Any, out: dict[str, Any]) -> None:
+    """The agent's secret as a JSON object key (and in a value) of a tool's arguments."""
+    with provtrace.secret_fetch(store="vault", ref="kv/agent", nhi="svc-agent") as fetch:
+        token = fetch.record_value(common.AGENT_SECRET)
+    arguments = {"data": {"note": "rotated", token: f"grant {token}"}}
+    out["stored"] = text_of(await client.call_tool("store", arguments))
+
+
 async def cancel(client: Any, out: dict[str, Any]) -> None:
     with anyio.CancelScope() as scope:
 
@@ -150,6 +162,7 @@ async def forged(client: Any, out: dict[str, Any]) -> None:
 SCENARIOS: dict[str, Callable[[Any, dict[str, Any]], Awaitable[None]]] = {
     "roundtrip": roundtrip,
     "secrets": secrets,
+    "secret_key": secret_key,
     "cancel": cancel,
     "crash": crash,
     "forged": forged,

@@ -63,6 +63,11 @@ def build() -> Any:
         return f"echo: {text}"
 
     @server.tool()
+    def store(data: dict[str, str]) -> str:
+        """Stores a mapping (the agent uses its secret as a key)."""
+        return f"stored {len(data)} entries"
+
+    @server.tool()
     def open_rule(sg: str, port: int, cidr: str) -> dict[str, Any]:
         """A tool with provenance steps of its own, which nest under the server's span."""
         change = {"sg": sg, "port": port, "cidr": cidr}

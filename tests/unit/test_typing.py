@@ -41,4 +41,7 @@ def test_user_code_reveals_the_types_it_expects() -> None:
 def test_a_misspelled_keyword_is_a_type_error() -> None:
     result = mypy(HERE / "misspelled.py")
     assert result.returncode == 1
-    assert 'Unexpected keyword argument "verison" for "PolicyCheckSpec"; did you mean "version"?' in result.stdout
+    assert (
+        'Unexpected keyword argument "verison" for "PolicyCheckSpec"; did you mean "version"?'
+        in result.stdout
+    )

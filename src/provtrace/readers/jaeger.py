@@ -16,7 +16,7 @@ import json
 import re
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from provtrace import conventions as c
 from provtrace import fetch
@@ -61,6 +61,7 @@ KNOWN_ARRAYS = {
     c.VIOLATION_DETAILS,
 }
 MAX_INTERPRETATIONS = 4096
+_T = TypeVar("_T")
 
 
 def check_trace_id(trace_id: str) -> str:
@@ -401,9 +402,7 @@ def interpretations(record: SpanRecord) -> Iterator[SpanRecord]:
     groups += [_options(event.attributes, known=False) for event in record.events]
     sizes = [len(group) for group in groups]
     flat = [slot for group in groups for slot in group]
-    for count, combination in enumerate(itertools.product(*flat)):
-        if count >= MAX_INTERPRETATIONS:
-            return
+    for combination in itertools.islice(_fewest_departures_first(flat), MAX_INTERPRETATIONS):
         chosen = iter(combination)
         parts = [dict(itertools.islice(chosen, size)) for size in sizes]
         events = tuple(
@@ -411,3 +410,18 @@ def interpretations(record: SpanRecord) -> Iterator[SpanRecord]:
             for event, attrs in zip(record.events, parts[1:], strict=True)
         )
         yield dataclasses.replace(record, attributes=parts[0], events=events)
+
+
+def _fewest_departures_first(slots: list[list[_T]]) -> Iterator[list[_T]]:
+    """One option per slot: first every slot's most likely option, then every way to take another
+    option in one slot, then in two, ... (a span seldom has more than a few retyped values, so the
+    right typing comes early even when a span has many ambiguous values)."""
+    variable = [index for index, options in enumerate(slots) if len(options) > 1]
+    first = [options[0] for options in slots]
+    for count in range(len(variable) + 1):
+        for chosen in itertools.combinations(variable, count):
+            for others in itertools.product(*(slots[index][1:] for index in chosen)):
+                combination = list(first)
+                for index, option in zip(chosen, others, strict=True):
+                    combination[index] = option
+                yield combination

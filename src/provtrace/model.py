@@ -181,6 +181,9 @@ def freeze_attributes(
     ``dropped``, so that the caller counts it as a dropped attribute (``ATTR-DROPPED``)."""
     out: dict[str, AttrValue] = {}
     for key, value in (attributes or {}).items():
+        if type(value) in _EXACT:  # most values: kept as they are, without a call
+            out[key] = value  # type: ignore[assignment]
+            continue
         try:
             out[key] = freeze_value(value)
         except ValueNotKept:

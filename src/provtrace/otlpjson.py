@@ -116,9 +116,16 @@ def _encode_link(link: LinkRecord) -> JsonObject:
 
 def encode_traces(records: Iterable[SpanRecord]) -> JsonObject:
     """One OTLP ``TracesData`` object, spans grouped by resource and scope in first-seen order."""
-    groups: dict[object, tuple[JsonObject, dict[str, tuple[JsonObject, list[JsonObject]]]]] = {}
+    groups: dict[str, tuple[JsonObject, dict[str, tuple[JsonObject, list[JsonObject]]]]] = {}
+    keys: dict[int, tuple[object, str]] = {}  # records of a segment share one resource mapping
     for record in records:
-        resource_key = tuple(sorted(record.resource.items()))
+        known = keys.get(id(record.resource))
+        if known is not None and known[0] is record.resource:
+            resource_key = known[1]
+        else:
+            # By repr: Python's equality would put resources holding 1, 1.0 and True in one group.
+            resource_key = repr(sorted(record.resource.items()))
+            keys[id(record.resource)] = (record.resource, resource_key)
         if resource_key not in groups:
             groups[resource_key] = ({"attributes": encode_attributes(record.resource)}, {})
         scopes = groups[resource_key][1]
@@ -186,6 +193,10 @@ def _id(value: object, what: str, width: int, *, optional: bool = False) -> str:
 def decode_value(value: object, depth: int = 0) -> AttrValue:
     """One ``AnyValue`` object; ``{}`` (or only unknown fields) is the empty value. A value naming
     two kinds is refused: readers could disagree on which one it is."""
+    if type(value) is dict and len(value) == 1:  # the common case, decided without the checks
+        raw = value.get("stringValue")
+        if type(raw) is str:
+            return raw
     value = shape.obj(value, "attribute value")
     kinds = [kind for kind in _VALUE_KINDS if kind in value]
     if len(kinds) > 1:
@@ -232,8 +243,10 @@ def _decode_pairs(items: list[Any], depth: int) -> dict[str, AttrValue]:
     """Key-value pairs; a key that occurs twice is refused (readers could disagree on its value)."""
     out: dict[str, AttrValue] = {}
     for item in items:
-        pair = shape.obj(item, "attribute")
-        key = shape.text(pair.get("key"), "attribute key")
+        pair = item if type(item) is dict else shape.obj(item, "attribute")
+        key = pair.get("key")
+        if type(key) is not str:
+            key = shape.text(key, "attribute key")
         if key in out:
             raise OtlpJsonError("an attribute key occurs twice")
         out[key] = decode_value(pair.get("value"), depth)

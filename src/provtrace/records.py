@@ -152,7 +152,10 @@ def _texts(record: SpanRecord) -> list[str]:
     for attributes in groups:
         for key, value in attributes.items():
             texts.append(key)
-            texts.extend(_value_texts(value))
+            if type(value) is str:
+                texts.append(value)
+            else:
+                texts.extend(_value_texts(value))
     return texts
 
 

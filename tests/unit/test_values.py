@@ -276,3 +276,14 @@ def test_v1_retyping_finds_a_typing_far_from_the_most_likely_one() -> None:
     )
     assert MAX_INTERPRETATIONS < 2**13
     assert span_digest(original) in {span_digest(option) for option in interpretations(shown_by_v1)}
+
+
+def test_resources_that_python_calls_equal_stay_apart_in_a_line() -> None:
+    records = [
+        SpanRecord("ab" * 16, f"{i:016x}", "s", 0, 1000, resource={c.SERVICE_NAME: "svc", "v": value})
+        for i, value in enumerate([1, 1.0, True, "1"])
+    ]
+    decoded = loads_line(dumps_line(records))
+    assert [same(r.resource["v"], d.resource["v"]) for r, d in zip(records, decoded, strict=True)] == [
+        True
+    ] * 4

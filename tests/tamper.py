@@ -29,7 +29,7 @@ class Archive:
         self.root = target
         self.files = sorted(target.rglob("*.jsonl"))
         self.lines: dict[Path, list[Line]] = {
-            path: [json.loads(text) for text in path.read_text().splitlines() if text.strip()]
+            path: [json.loads(text) for text in path.read_text(encoding="utf-8").split("\n") if text.strip()]
             for path in self.files
         }
 
@@ -292,13 +292,13 @@ def stream_only(source: Path, target: Path, stream: str) -> Path:
     lines_out: list[str] = []
     files = sorted(source.rglob("*.jsonl"))
     for path in files:
-        for text in path.read_text().splitlines():
+        for text in path.read_text(encoding="utf-8").split("\n"):
             if text.strip():
                 for record in decode_traces(json.loads(text)):
                     if record.is_seal and record.attributes.get(c.SEAL_STREAM) == stream:
                         traces.add(record.trace_id)
     for path in files:
-        for text in path.read_text().splitlines():
+        for text in path.read_text(encoding="utf-8").split("\n"):
             if not text.strip():
                 continue
             kept = [r for r in decode_traces(json.loads(text)) if r.trace_id in traces]

@@ -25,6 +25,7 @@ from provtrace import __about__, metrics, runtime
 from provtrace import conventions as c
 from provtrace.content import DEFAULT_MAX_CONTENT_BYTES, CapturePolicy
 from provtrace.errors import ConfigurationError, KeyFileError
+from provtrace.fetch import url_problem
 from provtrace.integrity import load_private_key
 from provtrace.keyed import DIGEST_KEY, load_digest_key
 from provtrace.pipeline import Pipeline, PipelineSettings
@@ -215,20 +216,23 @@ def _choice(value: str, name: str, choices: Iterable[str]) -> str:
 
 
 def _endpoint(endpoint: str | None) -> str | None:
+    """The OTLP/HTTP traces URL, from the argument or the environment, checked to be usable."""
+    source = "endpoint"
     if endpoint is None:
         traces = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         if traces:
-            endpoint = traces
+            endpoint, source = traces, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
         else:
             base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
             if not base:
                 return None
-            endpoint = base.rstrip("/") + "/v1/traces"
+            endpoint, source = base.rstrip("/") + "/v1/traces", "OTEL_EXPORTER_OTLP_ENDPOINT"
     elif not endpoint.rstrip("/").endswith("/v1/traces"):
         endpoint = endpoint.rstrip("/") + "/v1/traces"
-    if not endpoint.startswith(("http://", "https://")):
+    problem = url_problem(endpoint)
+    if problem:
         raise ConfigurationError(
-            f"endpoint must be an OTLP/HTTP URL such as http://127.0.0.1:4318, got {endpoint!r}"
+            f"{source} must be an OTLP/HTTP URL such as http://127.0.0.1:4318, got {endpoint!r}: {problem}"
         )
     return endpoint
 

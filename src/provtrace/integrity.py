@@ -42,6 +42,11 @@ class _ViewBuilder:
         self.plain = True
 
     def typed(self, value: AttrValue) -> dict[str, Any]:
+        """A value tagged with its OTLP type, so that values equal in JSON but of different types
+        (``1`` and ``"1"``, bytes and their base64 text, an empty value and ``""``) digest apart.
+        A kvlist is a JSON object: its digest does not depend on key order."""
+        if value is None:
+            return {}
         if isinstance(value, str):
             return {"string": value}
         if isinstance(value, bool):
@@ -53,7 +58,11 @@ class _ViewBuilder:
                 self.plain = False
                 return {"double": value}
             return {"double": "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
-        return {"array": [self.typed(v) for v in value]}
+        if isinstance(value, bytes):
+            return {"bytes": base64.b64encode(value).decode("ascii")}
+        if isinstance(value, tuple):
+            return {"array": [self.typed(v) for v in value]}
+        return {"kvlist": self.attributes(value)}
 
     def attributes(self, attributes: Mapping[str, AttrValue]) -> dict[str, Any]:
         out = {}

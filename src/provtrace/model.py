@@ -8,14 +8,48 @@ agent can be recomputed from anything read back.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Union
 
 from provtrace import conventions as c
 
 Scalar = Union[str, bool, int, float]  # noqa: UP007 - a runtime alias on Python 3.10
-AttrValue = Union[Scalar, tuple[Scalar, ...]]  # noqa: UP007
+# Every value OTLP's AnyValue can hold: None is the empty value, bytes are bytes, arrays are tuples
+# (nested, mixed, holding None), mappings are ``AttrMap``.
+AttrValue = Union[Scalar, bytes, None, tuple["AttrValue", ...], "AttrMap"]
 Attributes = Mapping[str, AttrValue]
+
+# Values nested deeper than this, and integers outside OTLP's int64, are not kept (see
+# ``freeze_attributes``); every reader refuses them, so whatever provtrace writes it can read back.
+MAX_VALUE_DEPTH = 32
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+class AttrMap(Mapping[str, AttrValue]):
+    """An immutable, hashable mapping value (OTLP ``kvlistValue``); keeps its key order for
+    encoding, compares and digests regardless of it (a kvlist is a map)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, AttrValue] | Iterable[tuple[str, AttrValue]] = ()) -> None:
+        self._items: dict[str, AttrValue] = dict(items)
+
+    def __getitem__(self, key: str) -> AttrValue:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._items.items()))
+
+    def __repr__(self) -> str:
+        return f"AttrMap({self._items!r})"
+
 
 # OTLP span kinds and status codes (opentelemetry-proto trace.proto).
 KIND_UNSPECIFIED = 0
@@ -106,12 +140,56 @@ class SpanRecord:
         return [link for link in self.links if link.link_type == link_type]
 
 
-def freeze_attributes(attributes: Mapping[str, object] | None) -> dict[str, AttrValue]:
-    """Copy OTel attribute values into the record's immutable value types."""
+class ValueNotKept(ValueError):
+    """An attribute value OTLP cannot carry: nested deeper than ``MAX_VALUE_DEPTH``, or an
+    integer outside int64."""
+
+
+def freeze_value(value: object, depth: int = 0) -> AttrValue:
+    """One OTel attribute value (any ``AnyValue``) as the record's immutable value type, with
+    exact built-in types (an ``IntEnum`` becomes its int, a ``str`` subclass its text). A value
+    outside ``AnyValue`` becomes its text, as the OTel SDK does."""
+    if value is None or type(value) in _EXACT:
+        return value  # type: ignore[return-value]
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueNotKept("an integer attribute value is outside OTLP's 64-bit range")
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if depth >= MAX_VALUE_DEPTH and isinstance(value, (Sequence, Mapping)):
+        raise ValueNotKept(f"an attribute value is nested deeper than {MAX_VALUE_DEPTH} levels")
+    if isinstance(value, Sequence):
+        return tuple(freeze_value(item, depth + 1) for item in value)
+    if isinstance(value, Mapping):
+        return AttrMap((str(key), freeze_value(item, depth + 1)) for key, item in value.items())
+    return str(value)
+
+
+_EXACT = frozenset({str, bool, float, bytes})
+
+
+def freeze_attributes(
+    attributes: Mapping[str, object] | None, *, dropped: list[str] | None = None
+) -> dict[str, AttrValue]:
+    """Copy OTel attribute values into the record's immutable value types. Every ``AnyValue`` is
+    kept; one that OTLP cannot carry (``ValueNotKept``) is left out and its key added to
+    ``dropped``, so that the caller counts it as a dropped attribute (``ATTR-DROPPED``)."""
     out: dict[str, AttrValue] = {}
     for key, value in (attributes or {}).items():
-        if isinstance(value, (str, bool, int, float)):
-            out[key] = value
-        elif isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
-            out[key] = tuple(v for v in value if isinstance(v, (str, bool, int, float)))
+        if type(value) in _EXACT:  # most values: kept as they are, without a call
+            out[key] = value  # type: ignore[assignment]
+            continue
+        try:
+            out[key] = freeze_value(value)
+        except ValueNotKept:
+            if dropped is None:
+                raise
+            dropped.append(key)
     return out

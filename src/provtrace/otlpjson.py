@@ -7,33 +7,53 @@ quarantine and the Jaeger v3 reader all use this one codec.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from provtrace.model import AttrValue, EventRecord, LinkRecord, Scalar, SpanRecord
+from provtrace import jsonshape as shape
+from provtrace.model import (
+    INT64_MAX,
+    INT64_MIN,
+    MAX_VALUE_DEPTH,
+    AttrMap,
+    AttrValue,
+    EventRecord,
+    LinkRecord,
+    SpanRecord,
+)
 
 JsonObject = dict[str, Any]
 
 
-class OtlpJsonError(ValueError):
-    """The input is not OTLP/JSON trace data."""
+class OtlpJsonError(shape.ShapeError):
+    """The input is not OTLP/JSON trace data (``ShapeError`` covers every decoding failure)."""
 
 
 # --- encoding --------------------------------------------------------------------------------
 
 
 def encode_value(value: AttrValue) -> JsonObject:
-    if isinstance(value, tuple):
-        return {"arrayValue": {"values": [encode_value(v) for v in value]}}
+    """One ``AnyValue``, as the Collector's file exporter writes it (empty arrays and kvlists
+    without ``values``, bytes in standard base64, the empty value as ``{}``)."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return {"stringValue": value}
     if isinstance(value, bool):
         return {"boolValue": value}
     if isinstance(value, int):
         return {"intValue": str(value)}
     if isinstance(value, float):
         return {"doubleValue": value if math.isfinite(value) else _non_finite(value)}
-    return {"stringValue": value}
+    if isinstance(value, bytes):
+        return {"bytesValue": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, tuple):
+        return {"arrayValue": {"values": [encode_value(v) for v in value]} if value else {}}
+    return {"kvlistValue": {"values": encode_attributes(value)} if value else {}}
 
 
 def _non_finite(value: float) -> str:
@@ -99,9 +119,16 @@ def _encode_link(link: LinkRecord) -> JsonObject:
 
 def encode_traces(records: Iterable[SpanRecord]) -> JsonObject:
     """One OTLP ``TracesData`` object, spans grouped by resource and scope in first-seen order."""
-    groups: dict[object, tuple[JsonObject, dict[str, tuple[JsonObject, list[JsonObject]]]]] = {}
+    groups: dict[str, tuple[JsonObject, dict[str, tuple[JsonObject, list[JsonObject]]]]] = {}
+    keys: dict[int, tuple[object, str]] = {}  # records of a segment share one resource mapping
     for record in records:
-        resource_key = tuple(sorted(record.resource.items()))
+        known = keys.get(id(record.resource))
+        if known is not None and known[0] is record.resource:
+            resource_key = known[1]
+        else:
+            # By repr: Python's equality would put resources holding 1, 1.0 and True in one group.
+            resource_key = repr(sorted(record.resource.items()))
+            keys[id(record.resource)] = (record.resource, resource_key)
         if resource_key not in groups:
             groups[resource_key] = ({"attributes": encode_attributes(record.resource)}, {})
         scopes = groups[resource_key][1]
@@ -125,119 +152,185 @@ def encode_traces(records: Iterable[SpanRecord]) -> JsonObject:
     }
 
 
+# Characters that str.splitlines() and many line readers treat as line ends. json.dumps leaves them
+# raw with ensure_ascii=False; outside strings its output is ASCII, so escaping them is exact.
+_LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\u0085": "\\u0085"})
+
+
 def dumps_line(records: Iterable[SpanRecord]) -> str:
-    return json.dumps(encode_traces(records), ensure_ascii=False, separators=(",", ":")) + "\n"
+    """One OTLP/JSON line ending in its only line break: every other one is escaped."""
+    text = json.dumps(encode_traces(records), ensure_ascii=False, separators=(",", ":"))
+    return (text if text.isascii() else text.translate(_LINE_BREAKS)) + "\n"
 
 
 # --- decoding --------------------------------------------------------------------------------
+#
+# Input is hostile: every field is checked for its JSON type and range and nesting is bounded, so
+# whatever a line holds, decoding it gives records or a ShapeError naming the field.
 
-
-def decode_value(value: Mapping[str, Any]) -> AttrValue:
-    if "stringValue" in value:
-        return str(value["stringValue"])
-    if "boolValue" in value:
-        return bool(value["boolValue"])
-    if "intValue" in value:
-        return int(value["intValue"])
-    if "doubleValue" in value:
-        return _decode_double(value["doubleValue"])
-    if "arrayValue" in value:
-        items = (value["arrayValue"] or {}).get("values", [])
-        return tuple(_scalar(decode_value(item)) for item in items)
-    if "bytesValue" in value:
-        return str(value["bytesValue"])
-    if "kvlistValue" in value:
-        pairs = (value["kvlistValue"] or {}).get("values", [])
-        decoded = {p["key"]: decode_value(p.get("value", {})) for p in pairs}
-        return json.dumps(decoded, sort_keys=True, separators=(",", ":"))
-    return ""
-
-
-def _scalar(value: AttrValue) -> Scalar:
-    if isinstance(value, tuple):
-        return json.dumps(list(value), separators=(",", ":"))
-    return value
-
-
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+_HEX = {width: re.compile(f"[0-9a-fA-F]{{{width}}}") for width in (16, 32)}
+_VALUE_KINDS = (
+    "stringValue",
+    "boolValue",
+    "intValue",
+    "doubleValue",
+    "bytesValue",
+    "arrayValue",
+    "kvlistValue",
+)
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+UINT32_MAX = 2**32 - 1
+UINT64_MAX = 2**64 - 1
+
+
+def _id(value: object, what: str, width: int, *, optional: bool = False) -> str:
+    text = shape.text(value, what)
+    if optional and not text:
+        return ""
+    if not _HEX[width].fullmatch(text):
+        raise OtlpJsonError(f"{what} must be {width} hexadecimal characters")
+    return text.lower()
+
+
+def decode_value(value: object, depth: int = 0) -> AttrValue:
+    """One ``AnyValue`` object; ``{}`` (or only unknown fields) is the empty value. A value naming
+    two kinds is refused: readers could disagree on which one it is."""
+    if type(value) is dict and len(value) == 1:  # the common case, decided without the checks
+        raw = value.get("stringValue")
+        if type(raw) is str:
+            return raw
+    value = shape.obj(value, "attribute value")
+    kinds = [kind for kind in _VALUE_KINDS if kind in value]
+    if len(kinds) > 1:
+        raise OtlpJsonError(f"an attribute value holds both {kinds[0]} and {kinds[1]}")
+    if not kinds:
+        return None
+    kind = kinds[0]
+    raw = value[kind]
+    if kind == "stringValue":
+        return shape.text(raw, kind)
+    if kind == "boolValue":
+        return shape.boolean(raw, kind)
+    if kind == "intValue":
+        return shape.integer(raw, kind, INT64_MIN, INT64_MAX)
+    if kind == "doubleValue":
+        return _decode_double(raw)
+    if kind == "bytesValue":
+        return shape.base64_bytes(shape.text(raw, kind), kind)
+    if depth >= MAX_VALUE_DEPTH:
+        raise OtlpJsonError(f"an attribute value is nested deeper than {MAX_VALUE_DEPTH} levels")
+    values = shape.items(shape.obj(raw, kind).get("values"), f"{kind}.values")
+    if kind == "arrayValue":
+        return tuple(decode_value(item, depth + 1) for item in values)
+    return AttrMap(_decode_pairs(values, depth + 1))
 
 
 def _decode_double(raw: object) -> float:
+    if isinstance(raw, float):
+        return raw
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        try:
+            return float(raw)
+        except OverflowError as exc:
+            raise OtlpJsonError("doubleValue is out of range") from exc
     if isinstance(raw, str):
-        return _NON_FINITE[raw] if raw in _NON_FINITE else float(raw)
-    if isinstance(raw, (int, float)):
-        return float(raw)
-    raise OtlpJsonError(f"doubleValue must be a number, got {raw!r}")
+        if raw in _NON_FINITE:
+            return _NON_FINITE[raw]
+        if len(raw) <= 400 and _NUMBER.fullmatch(raw):
+            return float(raw)
+    raise OtlpJsonError(f"doubleValue must be a number, got {shape.kind(raw)}")
 
 
-def decode_attributes(items: Iterable[Mapping[str, Any]] | None) -> dict[str, AttrValue]:
-    return {item["key"]: decode_value(item.get("value") or {}) for item in items or ()}
+def _decode_pairs(items: list[Any], depth: int) -> dict[str, AttrValue]:
+    """Key-value pairs; a key that occurs twice is refused (readers could disagree on its value)."""
+    out: dict[str, AttrValue] = {}
+    for item in items:
+        pair = item if type(item) is dict else shape.obj(item, "attribute")
+        key = pair.get("key")
+        if type(key) is not str:
+            key = shape.text(key, "attribute key")
+        if key in out:
+            raise OtlpJsonError("an attribute key occurs twice")
+        out[key] = decode_value(pair.get("value"), depth)
+    return out
 
 
-def decode_traces(data: Mapping[str, Any]) -> Iterator[SpanRecord]:
+def decode_attributes(items: object) -> dict[str, AttrValue]:
+    return _decode_pairs(shape.items(items, "attributes"), 0)
+
+
+def decode_traces(data: object) -> Iterator[SpanRecord]:
     """Records from one OTLP ``TracesData`` / ``ExportTraceServiceRequest`` JSON object."""
-    if not isinstance(data, Mapping) or not isinstance(data.get("resourceSpans", []), list):
+    if not isinstance(data, dict) or not isinstance(data.get("resourceSpans", []), list):
         raise OtlpJsonError("expected an object with a 'resourceSpans' list")
-    for resource_spans in data.get("resourceSpans", []):
-        resource = decode_attributes((resource_spans.get("resource") or {}).get("attributes"))
-        for scope_spans in resource_spans.get("scopeSpans", []) or []:
-            scope = scope_spans.get("scope") or {}
-            for span in scope_spans.get("spans", []) or []:
-                yield _decode_span(span, resource, scope)
+    for resource_spans in shape.items(data.get("resourceSpans"), "resourceSpans"):
+        group = shape.obj(resource_spans, "resourceSpans item")
+        resource = decode_attributes(shape.obj(group.get("resource"), "resource").get("attributes"))
+        for scope_spans in shape.items(group.get("scopeSpans"), "scopeSpans"):
+            scoped = shape.obj(scope_spans, "scopeSpans item")
+            scope = shape.obj(scoped.get("scope"), "scope")
+            for span in shape.items(scoped.get("spans"), "spans"):
+                yield _decode_span(shape.obj(span, "span"), resource, scope)
 
 
 def _decode_span(
     span: Mapping[str, Any], resource: dict[str, AttrValue], scope: Mapping[str, Any]
 ) -> SpanRecord:
-    try:
-        status = span.get("status") or {}
-        flags = int(span.get("flags", 0))
-        return SpanRecord(
-            trace_id=str(span["traceId"]).lower(),
-            span_id=str(span["spanId"]).lower(),
-            parent_span_id=str(span.get("parentSpanId", "")).lower(),
-            name=str(span.get("name", "")),
-            kind=int(span.get("kind", 0)),
-            start_ns=int(span.get("startTimeUnixNano", 0)),
-            end_ns=int(span.get("endTimeUnixNano", 0)),
-            status_code=int(status.get("code", 0)),
-            status_message=str(status.get("message", "")),
-            attributes=decode_attributes(span.get("attributes")),
-            events=tuple(
-                EventRecord(
-                    name=str(event.get("name", "")),
-                    time_ns=int(event.get("timeUnixNano", 0)),
-                    attributes=decode_attributes(event.get("attributes")),
-                    dropped_attributes=int(event.get("droppedAttributesCount", 0)),
-                )
-                for event in span.get("events", []) or []
-            ),
-            links=tuple(
-                LinkRecord(
-                    trace_id=str(link["traceId"]).lower(),
-                    span_id=str(link["spanId"]).lower(),
-                    attributes=decode_attributes(link.get("attributes")),
-                    trace_state=str(link.get("traceState", "")),
-                    dropped_attributes=int(link.get("droppedAttributesCount", 0)),
-                )
-                for link in span.get("links", []) or []
-            ),
-            resource=resource,
-            scope_name=str(scope.get("name", "")),
-            scope_version=str(scope.get("version", "")),
-            trace_state=str(span.get("traceState", "")),
-            parent_is_remote=bool(flags & 0x200),
-            dropped_attributes=int(span.get("droppedAttributesCount", 0)),
-            dropped_events=int(span.get("droppedEventsCount", 0)),
-            dropped_links=int(span.get("droppedLinksCount", 0)),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise OtlpJsonError(f"malformed span: {exc}") from exc
+    status = shape.obj(span.get("status"), "status")
+    flags = shape.integer(span.get("flags"), "flags", 0, UINT32_MAX)
+    return SpanRecord(
+        trace_id=_id(span.get("traceId"), "traceId", 32),
+        span_id=_id(span.get("spanId"), "spanId", 16),
+        parent_span_id=_id(span.get("parentSpanId"), "parentSpanId", 16, optional=True),
+        name=shape.text(span.get("name"), "name"),
+        kind=shape.integer(span.get("kind"), "kind", 0, 5),
+        start_ns=shape.integer(span.get("startTimeUnixNano"), "startTimeUnixNano", 0, UINT64_MAX),
+        end_ns=shape.integer(span.get("endTimeUnixNano"), "endTimeUnixNano", 0, UINT64_MAX),
+        status_code=shape.integer(status.get("code"), "status.code", 0, 2),
+        status_message=shape.text(status.get("message"), "status.message"),
+        attributes=decode_attributes(span.get("attributes")),
+        events=tuple(_decode_event(event) for event in shape.items(span.get("events"), "events")),
+        links=tuple(_decode_link(link) for link in shape.items(span.get("links"), "links")),
+        resource=resource,
+        scope_name=shape.text(scope.get("name"), "scope.name"),
+        scope_version=shape.text(scope.get("version"), "scope.version"),
+        trace_state=shape.text(span.get("traceState"), "traceState"),
+        parent_is_remote=bool(flags & 0x200),
+        dropped_attributes=shape.integer(
+            span.get("droppedAttributesCount"), "droppedAttributesCount", 0, UINT32_MAX
+        ),
+        dropped_events=shape.integer(span.get("droppedEventsCount"), "droppedEventsCount", 0, UINT32_MAX),
+        dropped_links=shape.integer(span.get("droppedLinksCount"), "droppedLinksCount", 0, UINT32_MAX),
+    )
 
 
-def loads_line(line: str) -> list[SpanRecord]:
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise OtlpJsonError(f"not JSON: {exc.msg} at column {exc.colno}") from exc
-    return list(decode_traces(data))
+def _decode_event(item: object) -> EventRecord:
+    event = shape.obj(item, "event")
+    return EventRecord(
+        name=shape.text(event.get("name"), "event name"),
+        time_ns=shape.integer(event.get("timeUnixNano"), "event timeUnixNano", 0, UINT64_MAX),
+        attributes=decode_attributes(event.get("attributes")),
+        dropped_attributes=shape.integer(
+            event.get("droppedAttributesCount"), "event droppedAttributesCount", 0, UINT32_MAX
+        ),
+    )
+
+
+def _decode_link(item: object) -> LinkRecord:
+    link = shape.obj(item, "link")
+    return LinkRecord(
+        trace_id=_id(link.get("traceId"), "link traceId", 32),
+        span_id=_id(link.get("spanId"), "link spanId", 16),
+        attributes=decode_attributes(link.get("attributes")),
+        trace_state=shape.text(link.get("traceState"), "link traceState"),
+        dropped_attributes=shape.integer(
+            link.get("droppedAttributesCount"), "link droppedAttributesCount", 0, UINT32_MAX
+        ),
+    )
+
+
+def loads_line(line: str | bytes) -> list[SpanRecord]:
+    """The records of one OTLP/JSON line (of the archive or the spool); any other input is a
+    ``ShapeError``."""
+    return list(decode_traces(shape.parse(line, "the line")))

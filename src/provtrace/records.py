@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_tra
 
 from provtrace import conventions as c
 from provtrace.content import SECRETS, valid_text
-from provtrace.model import AttrValue, EventRecord, LinkRecord, SpanRecord, freeze_attributes
+from provtrace.model import AttrMap, AttrValue, EventRecord, LinkRecord, SpanRecord, freeze_attributes
 from provtrace.processor import RawSegment
 
 # SDK enums to OTLP numbers (and back, for the exporter).
@@ -76,12 +76,13 @@ class _Copier:
 
     def __init__(self) -> None:
         self.fields: list[str] = []
+        self.dropped: list[str] = []  # attributes OTLP cannot carry, counted as dropped
 
     def text(self, value: str, field: str) -> str:
         return value
 
     def attributes(self, attributes: Mapping[str, object] | None, where: str) -> dict[str, AttrValue]:
-        return freeze_attributes(attributes)
+        return freeze_attributes(attributes, dropped=self.dropped)
 
 
 class _Scrubber(_Copier):
@@ -104,9 +105,14 @@ class _Scrubber(_Copier):
         if isinstance(value, str):
             return self.text(value, field, structural=structural)
         if isinstance(value, tuple):
-            return tuple(self.value(v, field, structural) for v in value)  # type: ignore[misc]
+            return tuple(self.value(v, field, structural) for v in value)
+        if isinstance(value, AttrMap):
+            return AttrMap(self._pair(key, item, field, structural) for key, item in value.items())
+        if isinstance(value, bytes):
+            return self._bytes(value, field, structural)
         if (
-            not isinstance(value, bool)
+            value is not None
+            and not isinstance(value, bool)
             and self._secrets
             and SECRETS.contains_secret(str(value), structural=structural)
         ):
@@ -114,11 +120,24 @@ class _Scrubber(_Copier):
             return SECRETS.scrub(str(value), structural=structural)
         return value
 
+    def _pair(self, key: str, value: AttrValue, field: str, structural: bool) -> tuple[str, AttrValue]:
+        clean_key = self.text(key, f"{field}.key")
+        return clean_key, self.value(value, f"{field}.{clean_key}", structural)
+
+    def _bytes(self, value: bytes, field: str, structural: bool) -> bytes:
+        """Bytes stay bytes: a secret in their UTF-8 text is replaced, other bytes are kept as they
+        were (surrogate escapes carry them through the text)."""
+        text = value.decode("utf-8", errors="surrogateescape")
+        if not (self._secrets and SECRETS.contains_secret(text, structural=structural)):
+            return value
+        self.fields.append(field)
+        return SECRETS.scrub(text, structural=structural).encode("utf-8", errors="surrogateescape")
+
     def attributes(self, attributes: Mapping[str, object] | None, where: str) -> dict[str, AttrValue]:
         """Field names are built from the scrubbed key: they travel in violation details. Short
         secrets do not scrub structural fields (ids, digests, times, enums)."""
         out: dict[str, AttrValue] = {}
-        for key, value in freeze_attributes(attributes).items():
+        for key, value in freeze_attributes(attributes, dropped=self.dropped).items():
             clean_key = self.text(key, f"{where}key")
             structural = key in c.STRUCTURAL_ATTRIBUTES
             out[clean_key] = self.value(value, f"{where}{clean_key}", structural)
@@ -137,11 +156,27 @@ def _texts(record: SpanRecord) -> list[str]:
     for attributes in groups:
         for key, value in attributes.items():
             texts.append(key)
-            if isinstance(value, tuple):
-                texts.extend(str(v) for v in value)
+            if type(value) is str:
+                texts.append(value)
             else:
-                texts.append(str(value))
+                texts.extend(_value_texts(value))
     return texts
+
+
+def _value_texts(value: AttrValue) -> Iterator[str]:
+    """The strings of one value: keys and leaves of arrays and kvlists, bytes as text (their
+    non-UTF-8 bytes as escapes, which are not ASCII: they take the scrubbing path)."""
+    if isinstance(value, tuple):
+        for item in value:
+            yield from _value_texts(item)
+    elif isinstance(value, AttrMap):
+        for key, item in value.items():
+            yield key
+            yield from _value_texts(item)
+    elif isinstance(value, bytes):
+        yield value.decode("utf-8", errors="surrogateescape")
+    elif value is not None:
+        yield str(value)
 
 
 def _length_limit(attributes: object) -> int | None:
@@ -195,30 +230,36 @@ def to_record(
     return _build(span, resource_overrides, scrubber), scrubber.fields
 
 
-_resources: dict[tuple[int, int], tuple[object, object, dict[str, AttrValue]]] = {}
+_resources: dict[tuple[int, int], tuple[object, object, dict[str, AttrValue], int]] = {}
 
 
-def _resource(span: ReadableSpan, overrides: Mapping[str, AttrValue]) -> dict[str, AttrValue]:
-    """One shared (read-only) resource mapping per SDK resource and set of overrides. The cache
-    holds both objects, so their ids cannot be reused while an entry refers to them."""
+def _resource(span: ReadableSpan, overrides: Mapping[str, AttrValue]) -> tuple[dict[str, AttrValue], int]:
+    """One shared (read-only) resource mapping per SDK resource and set of overrides, and how many
+    of its attributes OTLP could not carry. The cache holds both objects, so their ids cannot be
+    reused while an entry refers to them."""
     key = (id(span.resource), id(overrides))
     cached = _resources.get(key)
     if cached is None or cached[0] is not span.resource or cached[1] is not overrides:
         if len(_resources) > 64:
             _resources.clear()
+        dropped: list[str] = []
+        scrubber = _Scrubber()
         merged = {
-            key: SECRETS.scrub(value) if isinstance(value, str) else value
-            for key, value in {**freeze_attributes(span.resource.attributes), **overrides}.items()
+            key: scrubber.value(value, "resource", key in c.STRUCTURAL_ATTRIBUTES)
+            for key, value in {
+                **freeze_attributes(span.resource.attributes, dropped=dropped),
+                **overrides,
+            }.items()
         }
-        cached = _resources[key] = (span.resource, overrides, merged)
-    return cached[2]
+        cached = _resources[key] = (span.resource, overrides, merged, len(dropped))
+    return cached[2], cached[3]
 
 
 def _build(span: ReadableSpan, resource_overrides: Mapping[str, AttrValue], clean: _Copier) -> SpanRecord:
     ctx = span.get_span_context()
     assert ctx is not None
     parent = span.parent
-    resource = _resource(span, resource_overrides)
+    resource, resource_dropped = _resource(span, resource_overrides)
     scope = span.instrumentation_scope
     status_message = span.status.description or ""
     return SpanRecord(
@@ -256,7 +297,7 @@ def _build(span: ReadableSpan, resource_overrides: Mapping[str, AttrValue], clea
         scope_name=clean.text(scope.name, "scope.name") if scope else "",
         scope_version=clean.text(scope.version or "", "scope.version") if scope else "",
         trace_state=clean.text(ctx.trace_state.to_header(), "trace_state") if ctx.trace_state else "",
-        dropped_attributes=span.dropped_attributes,
+        dropped_attributes=span.dropped_attributes + resource_dropped + len(clean.dropped),
         dropped_events=span.dropped_events,
         dropped_links=span.dropped_links,
     )

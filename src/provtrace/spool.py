@@ -292,7 +292,9 @@ def _read_lines(
                     handle.seek(start)
                     break
                 max_bytes -= len(line)
-                lines.append(line.decode("utf-8"))
+                # A journal corrupted on disk must not stop delivery: its line goes on as read,
+                # and verify names the span whose digest no longer matches.
+                lines.append(line.decode("utf-8", errors="replace"))
                 offset += len(line)
     except FileNotFoundError:
         return [], offset

@@ -17,6 +17,7 @@ import provtrace
 from provtrace.integrity import write_key_pair
 from provtrace.model import SpanRecord
 from provtrace.otlpjson import loads_line
+from provtrace.readers.archive import archive_lines
 from tests.waiting import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,8 +75,8 @@ class Agent:
 def records_in(paths: list[Path], trace_id: str) -> list[SpanRecord]:
     found: dict[str, SpanRecord] = {}
     for path in paths:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
+        for _, line in archive_lines(path):  # split on "\n" only: the collector writes U+2028 raw
+            if line is not None:
                 for record in loads_line(line):
                     if record.trace_id == trace_id:
                         found[record.span_id] = record

@@ -148,3 +148,50 @@ def test_archive_files_are_where_the_readme_says(agent: Agent) -> None:
     run_scenario(agent)
     files = wait_for("archive files", lambda: agent.stack.archive_files() or None)
     assert files[-1] == Path(agent.stack.archive_dir) / "spans.jsonl"
+
+
+# Content as a web page may hold it: every character str.splitlines() splits on besides "\n".
+LINE_BREAKS = "\u2028\u2029\u0085\x0b\x0c\x1c\x1d\x1e"
+# Values Jaeger's v1 API shows in a form the verifier can retype (bytes, nested and mixed arrays,
+# kvlists of ints, strings and arrays, the empty value); and values only v3 and the archive keep
+# exactly (bytes and whole doubles inside a kvlist become text and ints in v1).
+V1_RETYPABLE = {
+    "test.blob": b"\x00\x01\xfe\xff",
+    "test.nested": [[1, 2], [], ["a", "b"]],
+    "test.mixed": [1, "a", True, None],
+    "test.mapping": {"port": 443, "cidrs": ["10.0.0.0/24"], "note": None, "deeper": {"x": "y"}},
+    "test.nothing": None,
+    "test.text": f"page{LINE_BREAKS}end",
+}
+V3_ONLY = {"test.mapping.typed": {"raw": b"\x00", "ratio": 2.0, "empty": {}, "none": [None]}}
+
+
+def test_every_attribute_value_type_and_line_separator_arrives_unchanged(agent: Agent) -> None:
+    with provtrace.decision(f"values{LINE_BREAKS}", trigger="test", actor="agent") as decision:
+        with provtrace.tool_call("retypable") as retypable:
+            retypable.record_input({})
+            retypable.record_output({"text": f"result{LINE_BREAKS}end"})
+            for key, value in V1_RETYPABLE.items():
+                retypable.set_attribute(key, value)
+        with provtrace.tool_call("v3 only") as exact:
+            exact.record_input({})
+            exact.record_output({})
+            for key, value in V3_ONLY.items():
+                exact.set_attribute(key, value)
+    assert agent.handle.force_flush(timeout_s=60)
+    sent = agent.sent(decision.trace_id)
+    assert len(sent) == 4  # decision, two tools, seal
+    from_jaeger = v3_records(agent.stack, decision.trace_id, len(sent))
+    from_archive = wait_for_spans(lambda: archived(agent.stack, decision.trace_id), len(sent), "the archive")
+    raw = b"".join(path.read_bytes() for path in agent.stack.archive_files())
+    assert "\u2028".encode() in raw  # the collector writes it raw; the reader still reads the line
+    for original, jaeger, archive in zip(sent, from_jaeger, from_archive, strict=True):
+        assert repr(jaeger) == repr(original), f"span {original.name} changed on its way into Jaeger"
+        assert repr(archive) == repr(original), f"span {original.name} changed on its way into the archive"
+        assert span_digest(jaeger) == span_digest(archive) == span_digest(original)
+    tool = next(r for r in sent if r.name == "execute_tool retypable")
+    assert tool.attributes["test.blob"] == b"\x00\x01\xfe\xff" and tool.attributes["test.nothing"] is None
+    data = wait_for("the v1 API", lambda: jaeger_v1(agent.stack, decision.trace_id))
+    from_v1 = {r.span_id: r for r in v1_records(data)}
+    digests = {span_digest(option) for option in interpretations(from_v1[tool.span_id])}
+    assert span_digest(tool) in digests, "the retypable values cannot be recomputed from v1"

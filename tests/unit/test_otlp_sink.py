@@ -24,7 +24,7 @@ from provtrace.otlpjson import decode_traces, dumps_line
 def records(trace: str, count: int, pad: int = 10) -> list[SpanRecord]:
     return [
         SpanRecord(
-            trace_id=trace * 32,
+            trace_id=(trace.encode().hex() * 32)[:32],  # a distinct valid trace id per label
             span_id=f"{i + 1:016x}",
             name=f"span {i}",
             start_ns=1_700_000_000_000_000_000 + i,

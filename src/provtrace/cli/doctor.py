@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import stat
-import urllib.error
-import urllib.request
 from pathlib import Path
 
+from provtrace import fetch
 from provtrace.config import build_settings
 from provtrace.errors import ProvtraceError
 from provtrace.integrity import load_private_key
+from provtrace.readers.jaeger import check_jaeger_url
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,15 +20,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(run=run)
 
 
-def _reachable(url: str) -> str | None:
-    """None when something answers HTTP at ``url`` (any status), else the reason."""
+def _reachable(url: str, what: str) -> str | None:
+    """None when something answers HTTP at ``url`` (any status) within 5 s, else the reason."""
     try:
-        with urllib.request.urlopen(url, timeout=5):  # noqa: S310 - the configured endpoint
-            return None
-    except urllib.error.HTTPError:
-        return None
-    except (urllib.error.URLError, OSError) as exc:
-        return str(getattr(exc, "reason", exc))
+        fetch.get(url, what=what, deadline_s=5.0, read_body=False)
+    except fetch.FetchError as exc:
+        return str(exc)
+    return None
 
 
 def _writable(path: Path) -> str | None:
@@ -40,6 +38,8 @@ def _writable(path: Path) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.jaeger:
+        check_jaeger_url(args.jaeger)
     problems = 0
 
     def report(ok: bool, what: str, detail: str = "") -> None:
@@ -87,9 +87,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         report(True, "signing key", "none: seals are chained but unsigned")
     if settings.endpoint:
-        problem = _reachable(settings.endpoint)
+        problem = _reachable(settings.endpoint, f"the collector at {settings.endpoint}")
         report(problem is None, f"collector {settings.endpoint}", problem or "reachable")
     if args.jaeger:
-        problem = _reachable(args.jaeger.rstrip("/") + "/api/services")
+        problem = _reachable(args.jaeger.rstrip("/") + "/api/services", f"Jaeger at {args.jaeger}")
         report(problem is None, f"Jaeger {args.jaeger}", problem or "reachable")
     return 1 if problems else 0

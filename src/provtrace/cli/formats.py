@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime as _dt
 import html
 import json
+from collections.abc import Mapping
 from typing import Any
 
 FORMATS = ("text", "markdown", "json", "html")
@@ -37,7 +39,16 @@ def short(digest: object) -> str:
 
 
 def as_json(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False)
+    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False, default=_jsonable)
+
+
+def _jsonable(value: object) -> object:
+    """Attribute values JSON has no type for: a kvlist as an object, bytes as base64 text."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def html_page(title: str, body: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from provtrace.errors import InputError
@@ -17,6 +18,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    prefix = str(args.out)
+    if not prefix.strip() or prefix.endswith(("/", os.sep)) or Path(prefix).name in ("", ".", ".."):
+        raise InputError(
+            "--out needs a path prefix such as keys/agent (for keys/agent.key and keys/agent.pub), "
+            f"got {prefix!r}"
+        )
     private = Path(f"{args.out}.key")
     public = Path(f"{args.out}.pub")
     try:

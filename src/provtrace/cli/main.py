@@ -32,14 +32,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(text: str) -> str:
+    """``text`` as one printable line: messages may quote input, which may hold line breaks or
+    terminal control sequences."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
     except ProvtraceError as exc:
-        print(f"provtrace: error: {exc}", file=sys.stderr)
+        print(f"provtrace: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         return EXIT_OK
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last safety net: one line, never a traceback
+        print(
+            f"provtrace: error: cannot read the input ({type(exc).__name__}: {one_line(str(exc))}); "
+            "this is a provtrace bug, please report it",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE

@@ -43,8 +43,13 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _store(args: argparse.Namespace) -> Quarantine:
-    directory = args.dir or os.environ.get("PROVTRACE_QUARANTINE_DIR") or default_home() / "quarantine"
-    return Quarantine(Path(directory))
+    """The quarantine to inspect. One named by --dir or $PROVTRACE_QUARANTINE_DIR must exist (a
+    typo must not look like an empty quarantine); the default one exists once something was held."""
+    named = args.dir or os.environ.get("PROVTRACE_QUARANTINE_DIR")
+    directory = Path(named) if named else default_home() / "quarantine"
+    if (named or directory.exists()) and not directory.is_dir():
+        raise InputError(f"quarantine directory {directory} does not exist (or is not a directory)")
+    return Quarantine(directory)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
+from provtrace.fetch import DEFAULT_DEADLINE_S
 from provtrace.readers.archive import ArchiveSource
 from provtrace.readers.base import EvidenceSource
 from provtrace.readers.jaeger import JaegerSource
@@ -22,6 +24,23 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         default="v3",
         help="which Jaeger query API to read (default v3; v1 is the UI's API)",
     )
+    parser.add_argument(
+        "--jaeger-timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=DEFAULT_DEADLINE_S,
+        help=f"total time allowed for each Jaeger request (default {DEFAULT_DEADLINE_S:g})",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def warn_unreadable(source: EvidenceSource) -> None:
@@ -33,4 +52,4 @@ def warn_unreadable(source: EvidenceSource) -> None:
 def open_source(args: argparse.Namespace) -> EvidenceSource:
     if args.archive:
         return ArchiveSource(args.archive)
-    return JaegerSource(args.jaeger or DEFAULT_JAEGER, api=args.jaeger_api)
+    return JaegerSource(args.jaeger or DEFAULT_JAEGER, api=args.jaeger_api, timeout_s=args.jaeger_timeout)

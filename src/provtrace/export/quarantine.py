@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from provtrace import jsonshape as shape
 from provtrace.errors import InputError
 from provtrace.integrity import span_digest
 from provtrace.model import SpanRecord
-from provtrace.otlpjson import OtlpJsonError, decode_traces, encode_traces
+from provtrace.otlpjson import decode_traces, encode_traces
 from provtrace.rules import Violation
 
 _ID = re.compile(r"^q-[0-9a-f]{8}-[0-9a-f]{32}-[0-9a-f]{8}$")
@@ -96,7 +97,8 @@ class Quarantine:
 
     def mark_released(self, entry_id: str, *, by: str, reason: str) -> QuarantineEntry:
         path = self._path(entry_id)
-        body = json.loads(path.read_text(encoding="utf-8"))
+        self._load(path)  # refuse an entry that is not well formed
+        body = _read_body(path)
         body["released"] = {"by": by, "reason": reason, "at": _now()}
         target = self.directory / "released" / path.name
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -114,22 +116,45 @@ class Quarantine:
 
     @staticmethod
     def _load(path: Path) -> QuarantineEntry:
+        """One entry, checked field by field: a quarantine file may have been edited by anyone."""
         try:
-            body: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            body = shape.obj(_read_body(path), "the entry")
+            released = body.get("released")
             return QuarantineEntry(
-                id=str(body["id"]),
-                trace_id=str(body["trace_id"]),
-                created_at=str(body["created_at"]),
-                stream=str(body["stream"]),
-                seal_seq=int(body["seal_seq"]),
-                reason=str(body["reason"]),
-                violations=tuple({str(k): str(v) for k, v in item.items()} for item in body["violations"]),
-                records=tuple(decode_traces(body["spans"])),
-                digests={str(k): str(v) for k, v in body.get("digests", {}).items()},
-                released=body.get("released"),
+                id=shape.text(body.get("id"), "id"),
+                trace_id=shape.text(body.get("trace_id"), "trace_id"),
+                created_at=shape.text(body.get("created_at"), "created_at"),
+                stream=shape.text(body.get("stream"), "stream"),
+                seal_seq=shape.integer(body.get("seal_seq"), "seal_seq", 0, 2**63 - 1),
+                reason=shape.text(body.get("reason"), "reason"),
+                violations=tuple(
+                    _strings(v, "violation") for v in shape.items(body.get("violations"), "violations")
+                ),
+                records=tuple(decode_traces(shape.obj(body.get("spans"), "spans"))),
+                digests=_strings(body.get("digests"), "digests"),
+                released=None if released is None else _strings(released, "released"),
             )
-        except (OSError, ValueError, KeyError, TypeError, OtlpJsonError) as exc:
+        except shape.ShapeError as exc:
             raise InputError(f"cannot read quarantine entry {path}: {exc}") from exc
+
+
+def _read_body(path: Path) -> Any:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read quarantine entry {path}: {exc.strerror}") from exc
+    return shape.parse(data, "the entry")
+
+
+def _strings(value: object, what: str) -> dict[str, str]:
+    """An object of texts (violation details, digests, the release note); numbers and booleans
+    are read as their text."""
+    out: dict[str, str] = {}
+    for key, item in shape.obj(value, what).items():
+        if isinstance(item, (list, dict)) or item is None:
+            raise shape.ShapeError(f"the values of {what} must be strings, got {shape.kind(item)}")
+        out[key] = str(item)
+    return out
 
 
 def _write_private(path: Path, body: dict[str, Any]) -> None:

@@ -6,11 +6,48 @@ from __future__ import annotations
 import collections
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from provtrace.errors import InputError
+from provtrace.jsonshape import ShapeError
 from provtrace.model import SpanRecord
-from provtrace.otlpjson import OtlpJsonError, loads_line
+from provtrace.otlpjson import loads_line
 from provtrace.readers.base import TraceQuery, dedupe, matches
+
+MAX_LINE_BYTES = 256 * 1024 * 1024
+
+
+def archive_lines(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | None]]:
+    """The non-blank lines of one file with their numbers, split on "\\n" only: the Collector's
+    file exporter writes U+2028, U+2029 and U+0085 raw inside strings, and str.splitlines() would
+    cut a line there. Lines are bytes: one that is not UTF-8 is unreadable, not quietly repaired. A
+    line longer than ``max_line_bytes`` is skipped without being held in memory and given as None."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputError(f"cannot read archive file {path}: {exc.strerror}") from exc
+    with handle:
+        number = 0
+        while True:
+            try:
+                line = handle.readline(max_line_bytes + 1)
+            except OSError as exc:
+                raise InputError(f"cannot read archive file {path}: {exc.strerror}") from exc
+            if not line:
+                return
+            number += 1
+            if len(line) > max_line_bytes and not line.endswith(b"\n"):
+                _skip_rest_of_line(handle)
+                yield number, None
+            elif line.strip(b" \t\r\n"):
+                yield number, line
+
+
+def _skip_rest_of_line(handle: BinaryIO) -> None:
+    while True:
+        chunk = handle.readline(1024 * 1024)
+        if not chunk or chunk.endswith(b"\n"):
+            return
 
 
 class ArchiveSource:
@@ -33,14 +70,13 @@ class ArchiveSource:
         if self._records is None:
             raw: list[SpanRecord] = []
             for path in self.files():
-                for number, line in enumerate(
-                    path.read_text(encoding="utf-8", errors="replace").splitlines(), 1
-                ):
-                    if not line.strip():
+                for number, line in archive_lines(path):
+                    if line is None:
+                        self.unreadable.append(f"{path}:{number}: longer than {MAX_LINE_BYTES} bytes")
                         continue
                     try:
                         records = loads_line(line)
-                    except OtlpJsonError as exc:
+                    except ShapeError as exc:
                         self.unreadable.append(f"{path}:{number}: not OTLP/JSON trace data ({exc})")
                         continue
                     self.lines.append((path, number, records))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Final
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
@@ -17,6 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_tra
 
 from provtrace import conventions as c
 from provtrace.content import SECRETS, valid_text
+from provtrace.credentials import redact_credentials
 from provtrace.model import AttrMap, AttrValue, EventRecord, LinkRecord, SpanRecord, freeze_attributes
 from provtrace.processor import RawSegment
 
@@ -71,18 +73,42 @@ class Segment:
         return ""
 
 
+# Free text that an instrumented library or a peer writes (an error message, a tool name a model
+# chose): credential shapes are removed from it at export in every capture mode, as from content.
+FREE_TEXT_ATTRIBUTES: Final = frozenset(
+    {
+        "exception.message",
+        "exception.stacktrace",
+        c.GEN_AI_TOOL_NAME,
+        c.GEN_AI_PROMPT_NAME,
+        c.MCP_RESOURCE_URI,
+        "url.full",
+    }
+)
+
+
 class _Copier:
-    """Copies span data as is: the fast path, for spans holding only ASCII text and no secret."""
+    """Copies span data as is (the fast path, for spans holding only ASCII text and no secret),
+    except credential shapes in free text."""
 
     def __init__(self) -> None:
         self.fields: list[str] = []
         self.dropped: list[str] = []  # attributes OTLP cannot carry, counted as dropped
 
-    def text(self, value: str, field: str) -> str:
+    def text(self, value: str, field: str, *, structural: bool = False) -> str:
         return value
 
+    def free_text(self, value: str, field: str) -> str:
+        """A name, a status or error message: whoever wrote it, credential shapes go."""
+        return redact_credentials(self.text(value, field))
+
     def attributes(self, attributes: Mapping[str, object] | None, where: str) -> dict[str, AttrValue]:
-        return freeze_attributes(attributes, dropped=self.dropped)
+        out = freeze_attributes(attributes, dropped=self.dropped)
+        for key in FREE_TEXT_ATTRIBUTES.intersection(out):
+            value = out[key]
+            if isinstance(value, str):
+                out[key] = redact_credentials(value)
+        return out
 
 
 class _Scrubber(_Copier):
@@ -139,14 +165,19 @@ class _Scrubber(_Copier):
         out: dict[str, AttrValue] = {}
         for key, value in freeze_attributes(attributes, dropped=self.dropped).items():
             clean_key = self.text(key, f"{where}key")
-            structural = key in c.STRUCTURAL_ATTRIBUTES
-            out[clean_key] = self.value(value, f"{where}{clean_key}", structural)
+            if key in FREE_TEXT_ATTRIBUTES and isinstance(value, str):
+                out[clean_key] = self.free_text(value, f"{where}{clean_key}")
+            else:
+                structural = key in c.STRUCTURAL_ATTRIBUTES
+                out[clean_key] = self.value(value, f"{where}{clean_key}", structural)
         return out
 
 
 def _texts(record: SpanRecord) -> list[str]:
     """Every string of a record (numbers as text too), to test all of them at once."""
     texts = [record.name, record.status_message, record.scope_name, record.scope_version, record.trace_state]
+    texts.extend(link.trace_state for link in record.links)
+    texts.extend(str(value) for value in record.resource.values())
     groups = [
         record.attributes,
         *(e.attributes for e in record.events),
@@ -230,36 +261,55 @@ def to_record(
     return _build(span, resource_overrides, scrubber), scrubber.fields
 
 
-_resources: dict[tuple[int, int], tuple[object, object, dict[str, AttrValue], int]] = {}
+@dataclasses.dataclass(frozen=True)
+class _Resource:
+    sdk: object
+    overrides: object
+    tainted: int  # how many forms were tainted when it was scrubbed: new secrets mean scrub again
+    attributes: dict[str, AttrValue]
+    dropped: int  # attributes OTLP could not carry
+    leaked: tuple[str, ...]  # fields a secret was removed from
 
 
-def _resource(span: ReadableSpan, overrides: Mapping[str, AttrValue]) -> tuple[dict[str, AttrValue], int]:
-    """One shared (read-only) resource mapping per SDK resource and set of overrides, and how many
-    of its attributes OTLP could not carry. The cache holds both objects, so their ids cannot be
-    reused while an entry refers to them."""
+_resources: dict[tuple[int, int], _Resource] = {}
+
+
+def _resource(span: ReadableSpan, overrides: Mapping[str, AttrValue]) -> _Resource:
+    """One shared (read-only) resource mapping per SDK resource and set of overrides, scrubbed of
+    the secrets tainted so far. The cache holds both objects, so their ids cannot be reused while
+    an entry refers to them."""
     key = (id(span.resource), id(overrides))
     cached = _resources.get(key)
-    if cached is None or cached[0] is not span.resource or cached[1] is not overrides:
+    if (
+        cached is None
+        or cached.sdk is not span.resource
+        or cached.overrides is not overrides
+        or cached.tainted != len(SECRETS)
+    ):
         if len(_resources) > 64:
             _resources.clear()
         dropped: list[str] = []
         scrubber = _Scrubber()
         merged = {
-            key: scrubber.value(value, "resource", key in c.STRUCTURAL_ATTRIBUTES)
+            key: scrubber.value(value, f"resource.{key}", key in c.STRUCTURAL_ATTRIBUTES)
             for key, value in {
                 **freeze_attributes(span.resource.attributes, dropped=dropped),
                 **overrides,
             }.items()
         }
-        cached = _resources[key] = (span.resource, overrides, merged, len(dropped))
-    return cached[2], cached[3]
+        cached = _Resource(
+            span.resource, overrides, len(SECRETS), merged, len(dropped), tuple(scrubber.fields)
+        )
+        _resources[key] = cached
+    return cached
 
 
 def _build(span: ReadableSpan, resource_overrides: Mapping[str, AttrValue], clean: _Copier) -> SpanRecord:
     ctx = span.get_span_context()
     assert ctx is not None
     parent = span.parent
-    resource, resource_dropped = _resource(span, resource_overrides)
+    resource = _resource(span, resource_overrides)
+    clean.fields.extend(resource.leaked)
     scope = span.instrumentation_scope
     status_message = span.status.description or ""
     return SpanRecord(
@@ -267,16 +317,16 @@ def _build(span: ReadableSpan, resource_overrides: Mapping[str, AttrValue], clea
         span_id=format_span_id(ctx.span_id),
         parent_span_id=format_span_id(parent.span_id) if parent is not None else "",
         parent_is_remote=bool(parent is not None and parent.is_remote),
-        name=clean.text(span.name, "name"),
+        name=clean.free_text(span.name, "name"),
         kind=SPAN_KINDS.get(span.kind, 1),
         start_ns=(start := to_micros(span.start_time or 0)),
         end_ns=end_after(start, to_micros(span.end_time or 0)),
         status_code=STATUS_CODES.get(span.status.status_code, 0),
-        status_message=clean.text(status_message, "status.message") if status_message else "",
+        status_message=clean.free_text(status_message, "status.message") if status_message else "",
         attributes=clean.attributes(span.attributes, ""),
         events=tuple(
             EventRecord(
-                name=clean.text(event.name, f"events[{i}].name"),
+                name=clean.free_text(event.name, f"events[{i}].name"),
                 time_ns=to_micros(event.timestamp or 0),
                 attributes=clean.attributes(event.attributes, f"events[{i}]."),
                 dropped_attributes=event.dropped_attributes,
@@ -288,16 +338,18 @@ def _build(span: ReadableSpan, resource_overrides: Mapping[str, AttrValue], clea
                 trace_id=format_trace_id(link.context.trace_id),
                 span_id=format_span_id(link.context.span_id),
                 attributes=clean.attributes(link.attributes, f"links[{i}]."),
-                trace_state=link.context.trace_state.to_header() if link.context.trace_state else "",
+                trace_state=clean.text(link.context.trace_state.to_header(), f"links[{i}].trace_state")
+                if link.context.trace_state
+                else "",
                 dropped_attributes=link.dropped_attributes,
             )
             for i, link in enumerate(span.links)
         ),
-        resource=resource,
+        resource=resource.attributes,
         scope_name=clean.text(scope.name, "scope.name") if scope else "",
         scope_version=clean.text(scope.version or "", "scope.version") if scope else "",
         trace_state=clean.text(ctx.trace_state.to_header(), "trace_state") if ctx.trace_state else "",
-        dropped_attributes=span.dropped_attributes + resource_dropped + len(clean.dropped),
+        dropped_attributes=span.dropped_attributes + resource.dropped + len(clean.dropped),
         dropped_events=span.dropped_events,
         dropped_links=span.dropped_links,
     )

@@ -127,9 +127,7 @@ class Quarantine:
                 stream=shape.text(body.get("stream"), "stream"),
                 seal_seq=shape.integer(body.get("seal_seq"), "seal_seq", 0, 2**63 - 1),
                 reason=shape.text(body.get("reason"), "reason"),
-                violations=tuple(
-                    _strings(v, "violation") for v in shape.items(body.get("violations"), "violations")
-                ),
+                violations=tuple(_violation(v) for v in shape.items(body.get("violations"), "violations")),
                 records=tuple(decode_traces(shape.obj(body.get("spans"), "spans"))),
                 digests=_strings(body.get("digests"), "digests"),
                 released=None if released is None else _strings(released, "released"),
@@ -155,6 +153,14 @@ def _strings(value: object, what: str) -> dict[str, str]:
             raise shape.ShapeError(f"the values of {what} must be strings, got {shape.kind(item)}")
         out[key] = str(item)
     return out
+
+
+def _violation(value: object) -> dict[str, str]:
+    """One violation's details: texts, with at least its rule code."""
+    detail = _strings(value, "violation")
+    if not detail.get("code"):
+        raise shape.ShapeError("a violation has no code")
+    return detail
 
 
 def _write_private(path: Path, body: dict[str, Any]) -> None:

@@ -72,7 +72,7 @@ def test_collector_archive_and_jaeger_verify(
         code, report = verify(
             capsys, trace_id, "--jaeger", agent.stack.jaeger_url, "--jaeger-api", "v1", "--public-key", key
         )
-        assert code == 0, report
+        assert code == 0, report["findings"]
         code, _ = verify(capsys, trace_id, "--archive", str(archive), "--public-key", key)
         assert code == 0
 

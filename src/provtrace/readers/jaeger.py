@@ -365,17 +365,20 @@ def _v1_event(item: object) -> EventRecord:
 
 def _v1_links(refs: list[tuple[str, str]], attributes: Mapping[str, AttrValue]) -> tuple[LinkRecord, ...]:
     """Links with the attributes v1 dropped, rebuilt from the ``provenance.links`` mirror."""
-    types: dict[tuple[str, str], list[str]] = {}
+    mirrored: dict[tuple[str, str], list[dict[str, AttrValue]]] = {}
     mirror = attributes.get(c.LINKS_MIRROR, ())
     for entry in mirror if isinstance(mirror, tuple) else ():
-        link_type, _, rest = str(entry).partition(":")
-        trace_id, _, span_id = rest.partition(":")
-        types.setdefault((trace_id, span_id), []).append(link_type)
+        link_type, trace_id, span_id, call_id = ([*str(entry).split(":", 3), "", "", ""])[:4]
+        link_attributes: dict[str, AttrValue] = {c.LINK_TYPE: link_type}
+        if call_id:
+            link_attributes[c.GEN_AI_TOOL_CALL_ID] = call_id
+        mirrored.setdefault((trace_id, span_id), []).append(link_attributes)
     links = []
     for trace_id, span_id in refs:
-        pending = types.get((trace_id, span_id))
-        link_attributes: dict[str, AttrValue] = {c.LINK_TYPE: pending.pop(0)} if pending else {}
-        links.append(LinkRecord(trace_id=trace_id, span_id=span_id, attributes=link_attributes))
+        pending = mirrored.get((trace_id, span_id))
+        links.append(
+            LinkRecord(trace_id=trace_id, span_id=span_id, attributes=pending.pop(0) if pending else {})
+        )
     return tuple(links)
 
 

@@ -560,13 +560,19 @@ def proposal_link(proposal: Proposal) -> Link:
 
 
 def links_mirror(links: Sequence[Link]) -> tuple[str, ...]:
-    """``type:trace_id:span_id`` per link, as a span attribute: Jaeger's v1 API and its UI drop
-    link attributes, and this keeps the causal link types readable (and verifiable) there."""
-    return tuple(
-        f"{(link.attributes or {}).get(c.LINK_TYPE, '')}:"
-        f"{trace.format_trace_id(link.context.trace_id)}:{trace.format_span_id(link.context.span_id)}"
-        for link in links
-    )
+    """``type:trace_id:span_id`` per link (``:tool_call_id`` appended when the link carries one),
+    as a span attribute: Jaeger's v1 API and its UI drop link attributes, and this keeps the causal
+    links readable (and verifiable) there."""
+    entries = []
+    for link in links:
+        attributes = link.attributes or {}
+        entry = (
+            f"{attributes.get(c.LINK_TYPE, '')}:"
+            f"{trace.format_trace_id(link.context.trace_id)}:{trace.format_span_id(link.context.span_id)}"
+        )
+        call_id = attributes.get(c.GEN_AI_TOOL_CALL_ID)
+        entries.append(f"{entry}:{call_id}" if call_id else entry)
+    return tuple(entries)
 
 
 class _Binder:

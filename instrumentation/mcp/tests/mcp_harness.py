@@ -1,9 +1,10 @@
 """The MCP instrumentation's test harness: real MCP processes on mcp 2.x (this environment) and
-mcp 1.x (a separate environment built once and cached outside the repository), and what each
-side's provtrace wrote."""
+mcp 1.x (a separate environment built once and cached outside the repository), what each side's
+provtrace wrote, and mcp's own test suite with its test dependencies (cached the same way)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
@@ -13,6 +14,8 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,16 @@ from provtrace.readers.archive import ArchiveSource
 REPO = Path(__file__).resolve().parents[3]
 APPS = Path(__file__).resolve().parent / "apps"
 MCP1 = "mcp==1.30.0"
+# What mcp's own tests need besides mcp (its dev dependency group, the parts its server tests use).
+MCP_SUITE_REQUIREMENTS = (
+    "pytest>=8.4.0",
+    "inline-snapshot>=0.23.0",
+    "dirty-equals>=0.9.0",
+    "logfire>=3.0.0",
+    "blockbuster>=1.5.27",
+    "trio>=0.26.2",
+)
+SOURCES = os.pathsep.join(str(REPO / p) for p in ("src", "instrumentation/mcp/src"))
 RUN_TIMEOUT_S = 240
 INSTALL_TIMEOUT_S = 900
 
@@ -40,14 +53,29 @@ class Python:
 def mcp1_python() -> Python:
     """mcp 1.x next to this repository's sources (on PYTHONPATH, so the environment never points
     at a stale checkout); the instrumentation is turned on directly, without entry points."""
-    python = _mcp1_environment()
-    path = os.pathsep.join(str(p) for p in (REPO / "src", REPO / "instrumentation" / "mcp" / "src"))
-    return Python(str(python), 1, {"PYTHONPATH": path}, "direct")
+    python = _environment("mcp1", _requirements(MCP1))
+    return Python(str(python), 1, {"PYTHONPATH": SOURCES}, "direct")
 
 
-def _requirements() -> list[str]:
-    """mcp 1.x and every runtime dependency of provtrace and this instrumentation."""
-    requirements = {MCP1}
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    """mcp's own test suite, from the sdist of the mcp installed here, and an interpreter that
+    has its test dependencies (and provtrace's sources on PYTHONPATH, as for mcp 1.x)."""
+
+    python: str
+    root: Path
+    env: dict[str, str]
+
+
+def mcp_suite() -> Suite:
+    version = metadata.version("mcp")
+    python = _environment("mcp-suite", _requirements(f"mcp=={version}", *MCP_SUITE_REQUIREMENTS))
+    return Suite(str(python), _sdist(python, f"mcp=={version}"), {"PYTHONPATH": SOURCES})
+
+
+def _requirements(*extra: str) -> list[str]:
+    """``extra`` and every runtime dependency of provtrace and this instrumentation."""
+    requirements = set(extra)
     for dist in ("provtrace", "provtrace-instrumentation-mcp"):
         for requirement in metadata.requires(dist) or []:
             name = re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0].lower()
@@ -56,17 +84,27 @@ def _requirements() -> list[str]:
     return sorted(requirements)
 
 
-def _mcp1_environment() -> Path:
-    """Built under the user's cache directory, keyed by Python version and requirements, under a
-    lock, and moved into place only when complete."""
-    requirements = _requirements()
-    key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "provtrace" / "venvs"
-    target = cache / f"mcp1-py{sys.version_info[0]}{sys.version_info[1]}-{key}"
-    python = target / "bin" / "python"
+def _cache(kind: str) -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "provtrace" / kind
     cache.mkdir(parents=True, exist_ok=True)
+    return cache
+
+
+@contextlib.contextmanager
+def _locked(cache: Path) -> Iterator[None]:
     with open(cache / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _environment(label: str, requirements: list[str]) -> Path:
+    """Built under the user's cache directory, keyed by Python version and requirements, under a
+    lock, and moved into place only when complete."""
+    key = hashlib.sha256("\n".join(requirements).encode()).hexdigest()[:12]
+    cache = _cache("venvs")
+    target = cache / f"{label}-py{sys.version_info[0]}{sys.version_info[1]}-{key}"
+    python = target / "bin" / "python"
+    with _locked(cache):
         if not python.exists():
             building = target.with_name(target.name + ".building")
             shutil.rmtree(building, ignore_errors=True)
@@ -81,14 +119,39 @@ def _mcp1_environment() -> Path:
     return python
 
 
+def _sdist(python: Path, requirement: str) -> Path:
+    """The unpacked source distribution of ``requirement`` (it ships the project's tests),
+    fetched once with pip and kept in the user's cache directory."""
+    cache = _cache("sdists")
+    target = cache / requirement.replace("==", "-")
+    with _locked(cache):
+        if not target.is_dir():
+            building = target.with_name(target.name + ".building")
+            shutil.rmtree(building, ignore_errors=True)
+            download = ["download", "--quiet", "--no-deps", "--no-binary", ":all:", "--dest", str(building)]
+            subprocess.run(  # noqa: S603 - pip, for a pinned package of this project's tests
+                [str(python), "-m", "pip", *download, requirement],
+                check=True,
+                timeout=INSTALL_TIMEOUT_S,
+            )
+            (archive,) = building.glob("*.tar.gz")
+            with tarfile.open(archive) as sdist:
+                sdist.extractall(building, filter="data")
+            (unpacked,) = [p for p in building.iterdir() if p.is_dir()]
+            unpacked.rename(target)
+            shutil.rmtree(building)
+    return target
+
+
 @dataclasses.dataclass
 class Run:
-    """One run of the test agent against the test server: what the agent printed, and what each
-    side's provtrace wrote."""
+    """One run of the test agent against the test server: what the agent printed (the server's
+    stderr reaches the agent's), and what each side's provtrace wrote."""
 
     out: dict[str, Any]
     agent_home: Path
     server_home: Path
+    stderr: str
 
     @property
     def trace_id(self) -> str:
@@ -128,9 +191,11 @@ def run_apps(
     agent_env: dict[str, str] | None = None,
     server_env: dict[str, str] | None = None,
     command: list[str] | None = None,
+    client: str = "tools_agent.py",
 ) -> Run:
-    """Run ``apps/tools_agent.py`` (which starts the server) in a subprocess, with each side's
-    provtrace home under ``tmp_path``; ``command`` replaces the interpreter (opentelemetry-instrument)."""
+    """Run ``apps/tools_agent.py`` (which starts the server), or another ``client`` from apps/, in
+    a subprocess, with each side's provtrace home under ``tmp_path``; ``command`` replaces the
+    interpreter (opentelemetry-instrument)."""
     agent_home, server_home = tmp_path / "agent", tmp_path / "server"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("PROVTRACE_", "OTEL_", "MCP_TEST_"))}
     env = {
@@ -142,7 +207,7 @@ def run_apps(
         "MCP_TEST_SERVER_ENV": json.dumps({"PROVTRACE_HOME": str(server_home), **(server_env or {})}),
         **(agent_env or {}),
     }
-    argv = [*(command or [python.executable]), str(APPS / "tools_agent.py"), scenario, transport]
+    argv = [*(command or [python.executable]), str(APPS / client), scenario, transport]
     result = subprocess.run(  # noqa: S603 - the test apps, with this interpreter
         argv,
         env=env,
@@ -152,4 +217,4 @@ def run_apps(
         check=False,
     )
     assert result.returncode == 0, f"agent failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
-    return Run(json.loads(result.stdout.strip().splitlines()[-1]), agent_home, server_home)
+    return Run(json.loads(result.stdout.strip().splitlines()[-1]), agent_home, server_home, result.stderr)

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,9 @@ from mcp import Client
 from mcp.client.session import ClientSession
 from mcp.server.lowlevel.server import Server
 from mcp.server.mcpserver import Context, MCPServer
+from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import SpanKind
-from provtrace_instrumentation_mcp import MCPInstrumentor, protocol
+from provtrace_instrumentation_mcp import TARGETS, MCPInstrumentor, protocol
 from provtrace_instrumentation_mcp.server import ProvenanceMiddleware
 
 import provtrace
@@ -141,3 +144,57 @@ def test_a_failure_inside_recording_never_breaks_the_call(
     result = call(build(), lambda client: client.call_tool("lookup", {"sg": "sg-1"}))
     assert result.structured_content["sg"] == "sg-1"
     assert recorded.handle.counters["recording_errors"] == 2
+
+
+def provtrace_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """What provtrace logged at WARNING or above, as the application's root logger saw it."""
+    return [r for r in caplog.records if r.name.startswith("provtrace") and r.levelno >= logging.WARNING]
+
+
+def plain_call(server: MCPServer) -> Any:
+    """A call from a plain in-process client: no decision, no provtrace claims."""
+
+    async def main() -> Any:
+        async with Client(server) as client:
+            return await client.call_tool("lookup", {"sg": "sg-1"})
+
+    return anyio.run(main)
+
+
+def test_a_call_from_a_plain_client_is_served_as_complete_evidence_and_logs_nothing(
+    recorded: Recorded, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = build()  # with provtrace's middleware; then this process's client side is unwrapped
+    for target in TARGETS[2]:
+        if not target.module.startswith("mcp.server"):
+            unwrap(*target.owner(importlib.import_module(target.module)))
+    caplog.set_level(logging.WARNING)
+    result = plain_call(server)
+    assert recorded.handle.force_flush(timeout_s=10)  # the sealer has checked (and reported) it
+    assert result.structured_content["sg"] == "sg-1"
+    assert provtrace_records(caplog) == []
+    counters = recorded.handle.counters
+    assert counters["segments_complete"] >= 1
+    assert counters["segments_incomplete"] == counters["segments_quarantined"] == 0
+    (step,) = tool_spans(recorded).values()
+    decision = recorded.span("decision serve tools/call lookup")
+    assert step.kind is SpanKind.SERVER
+    assert step.parent is not None
+    assert step.parent.span_id == decision.context.span_id
+    assert dict(step.attributes or {})[c.DECISION_ID] == dict(decision.attributes or {})[c.DECISION_ID]
+    assert dict(decision.attributes or {})[c.ACTOR_ID] == "inproc"
+
+
+def test_incomplete_evidence_is_reported_on_provtraces_own_logger(
+    recorded: Recorded, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The control for the test above: an instrumented client step outside any decision is
+    incomplete by the contract, and its report reaches the root logger once flushed."""
+    caplog.set_level(logging.WARNING)
+    plain_call(build())
+    assert recorded.handle.force_flush(timeout_s=10)
+    (report,) = provtrace_records(caplog)
+    assert report.name == "provtrace.violations"
+    assert report.levelno == logging.ERROR
+    assert "STRUCT-ROOT" in report.getMessage()
+    assert report.threadName == "provtrace-sealer"  # never in the library's request path

@@ -188,21 +188,83 @@ def test_a_server_crashing_mid_call_leaves_the_agent_running_and_its_evidence(
     assert [e.name for e in call.events] == ["exception"]
 
 
+def sealed_as(records: list[SpanRecord], span_id: str) -> str:
+    """The completeness verdict of the one seal that covers the span."""
+    (seal,) = [
+        r
+        for r in records
+        if r.is_seal and any(s.startswith(f"{span_id}:") for s in r.attr_strings(c.SEAL_SPANS))
+    ]
+    return str(seal.attributes[c.SEAL_COMPLETENESS])
+
+
+def served_decision(records: list[SpanRecord], step: SpanRecord) -> SpanRecord:
+    """The decision a server step nests under (on mcp 2.x mcp's SERVER span is its plain parent)."""
+    by_id = {r.span_id: r for r in records}
+    decision = by_id[step.parent_span_id]
+    assert decision.step == c.STEP_DECISION
+    return decision
+
+
 def test_unsampled_or_forged_traceparents_never_suppress_server_evidence(
     line: Python, tmp_path: Path
 ) -> None:
-    annotate = {"PROVTRACE_COMPLETENESS": "annotate"}  # a bare client sends no decision to check
-    run = run_apps(line, "forged", "stdio", tmp_path, agent_env={"MCP_TEST_BARE": "1"}, server_env=annotate)
+    run = run_apps(line, "forged", "stdio", tmp_path, agent_env={"MCP_TEST_BARE": "1"})
     assert run.out == {"unsampled": "2", "malformed": "2"}
-    calls = [r for r in run.records("server") if r.name == "tools/call add"]
+    assert run.quarantined() == []  # a bare client sends no decision: the server records its own
+    records = run.records("server")
+    calls = [r for r in records if r.name == "tools/call add" and r.step == c.STEP_TOOL_CALL]
     claimed = {r.attributes[c.CLAIM_PARENT]: r for r in calls}
     unsampled = claimed["00-5a1ce0ffee5a1ce0ffee5a1ce0ffee01-00f067aa0ba902b7-00"]
-    assert unsampled.trace_id == "5a1ce0ffee5a1ce0ffee5a1ce0ffee01"
-    assert unsampled.parent_span_id == "00f067aa0ba902b7"
-    assert unsampled.parent_is_remote
-    assert unsampled.attributes[c.UPSTREAM_SAMPLED] is False
     malformed = claimed["00-not-a-trace-context-zz"]
-    assert malformed.parent_span_id == ""
+    assert unsampled.trace_id == "5a1ce0ffee5a1ce0ffee5a1ce0ffee01"
+    (entry,) = [r for r in records if r.trace_id == unsampled.trace_id and r.parent_is_remote]
+    assert entry.parent_span_id == "00f067aa0ba902b7"  # mcp's span on 2.x, the decision on 1.x
+    assert entry.attributes[c.UPSTREAM_SAMPLED] is False
     assert malformed.trace_id != unsampled.trace_id
+    assert not [
+        r for r in records if r.trace_id == malformed.trace_id and r.parent_span_id and r.parent_is_remote
+    ]
     for record in (unsampled, malformed):
         assert len(str(record.attributes[c.OUTPUT_SHA256])) == 64
+        assert sealed_as(records, record.span_id) == c.COMPLETENESS_COMPLETE
+
+
+def test_a_plain_client_gets_complete_evidence_of_what_the_server_served(
+    line: Python, tmp_path: Path
+) -> None:
+    """A caller without provtrace: the server's side is a decision of its own, sealed complete in
+    enforce mode, and provtrace says nothing in the server's logs."""
+    run = run_apps(line, "", "", tmp_path, client="plain_client.py")
+    assert run.out["add"] == "5"
+    assert run.out["open_rule"]["sg"] == "sg-7"
+    assert run.out["provtrace_loaded"] is False
+    assert run.quarantined() == []
+    assert not (run.agent_home / "archive").exists()
+    records = run.records("server")
+    steps = {r.name: r for r in records if r.step == c.STEP_TOOL_CALL}
+    assert sorted(steps) == ["tools/call add", "tools/call open_rule"]
+    for name, step in steps.items():
+        decision = served_decision(records, step)
+        assert step.kind == KIND_SERVER
+        assert decision.name == f"decision serve {name}"
+        assert decision.attributes[c.DECISION_NAME] == f"serve {name}"
+        assert (
+            decision.attributes[c.DECISION_TRIGGER]
+            == f"mcp:tools/call#{step.attributes[c.JSONRPC_REQUEST_ID]}"
+        )
+        assert decision.attributes[c.ACTOR_ID] == step.attributes[c.ACTOR_ID] == "test-tools"
+        assert step.attributes[c.DECISION_ID] == decision.attributes[c.DECISION_ID]
+        assert c.CLAIM_ACTOR_ID not in step.attributes  # the caller claimed nothing
+        assert len(str(step.attributes[c.OUTPUT_SHA256])) == 64
+        for span_id in (decision.span_id, step.span_id):
+            assert sealed_as(records, span_id) == c.COMPLETENESS_COMPLETE
+    nested = [r for r in records if r.parent_span_id == steps["tools/call open_rule"].span_id]
+    assert [r.step for r in sorted(nested, key=lambda r: r.start_ns)] == [
+        c.STEP_SECRET_FETCH,
+        c.STEP_POLICY_CHECK,
+        c.STEP_ACTION,
+    ]
+    decision_id = steps["tools/call open_rule"].attributes[c.DECISION_ID]
+    assert {r.attributes[c.DECISION_ID] for r in nested} == {decision_id}
+    assert "provtrace" not in run.stderr  # the server's log (its stderr) holds nothing of provtrace

@@ -45,9 +45,14 @@ class Call:
     input: JsonValue  # the arguments object; for a resource read, {"uri": ...}
     params: dict[str, JsonValue]  # the wire params without `_meta`, where taint pointers point
 
+    @property
+    def span_name(self) -> str:
+        """``{method} {target}`` per the MCP conventions; a resource URI is high-cardinality and
+        stays out of the name."""
+        return self.method if self.method == RESOURCES_READ else f"{self.method} {self.target}"
+
     def spec(self, kind: SpanKind, attributes: Mapping[str, Any]) -> ToolCallSpec:
-        """The step: named ``{method} {target}`` per the MCP conventions (a resource URI is
-        high-cardinality and stays out of the name), with ``gen_ai.operation.name`` only for tools."""
+        """The step, with ``gen_ai.operation.name`` only for tools."""
         own: dict[str, Any] = {c.MCP_METHOD_NAME: self.method, **attributes}
         if self.method == RESOURCES_READ:
             own[c.MCP_RESOURCE_URI] = self.target
@@ -55,7 +60,7 @@ class Call:
             own[c.GEN_AI_PROMPT_NAME] = self.target
         return provtrace.tool_call(
             self.target,
-            span_name=self.method if self.method == RESOURCES_READ else f"{self.method} {self.target}",
+            span_name=self.span_name,
             kind=kind,
             operation=c.GEN_AI_OPERATION_EXECUTE_TOOL if self.method == TOOLS_CALL else None,
             attributes=own,

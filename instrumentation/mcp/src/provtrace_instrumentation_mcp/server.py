@@ -4,11 +4,17 @@ step, SERVER kind, with the same input and output digests as the client recorded
 mcp 2.x opens the SERVER span itself (its ``OpenTelemetryMiddleware``, first in
 ``Server.middleware``, parented on the context in ``_meta``). provtrace appends its own middleware
 to every server and adopts that span rather than opening a second one; it opens its own only when
-mcp's is not recording (mcp 1.x has none). Either way, inside the handler:
+mcp's is not recording (mcp 1.x has none) or when the request needs a decision of this server's
+own (below). Either way, inside the handler:
 
 - the incoming baggage is current (mcp 2.x uses the context only as the span's parent);
 - the caller's decision continues: the tool's own steps (a secret fetch, an action) nest under
   the span and carry the decision id the caller sent, with this server as their actor;
+- a caller without provtrace (a plain MCP client) sends no decision: the server then records
+  what it served as a decision of its own (``decision serve tools/call {name}``, the server as
+  actor, triggered by the request), complete evidence rather than a quarantined fragment. mcp's
+  span cannot be the step then (it would sit above the decision): it stays the decision's plain
+  parent, and the step is a span of provtrace's under the decision;
 - what the caller says about itself (clientInfo, provtrace's ``_meta`` claims, the traceparent)
   is recorded as ``provenance.claim.*``, never trusted. A ``traceparent`` that asks not to sample,
   or a forged one, changes nothing about what is recorded (provtrace's AuditSampler);
@@ -27,9 +33,11 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.trace import SpanKind
 
+import provtrace
 from provtrace import conventions as c
 from provtrace.instrumentation import (
     ToolCall,
@@ -69,42 +77,69 @@ def served(
     sdk_span: SdkSpan | None,
     attributes: Mapping[str, Any],
     client_info: object,
+    request_id: str | None,
 ) -> Iterator[ToolCall]:
-    """The step of one handled request, around the handler. mcp's own span (``sdk_span``) is
-    adopted when provtrace's pipeline records it; otherwise the step opens its own span where
-    mcp's would be: under what the caller sent (a claim), or mcp's span's parent."""
-    parent = otel_context.get_current()
-    carrier = {k: v for k, v in meta.items() if isinstance(v, str)}
-    span = sdk_span if sdk_span is not None and _recorded_by_provtrace() else None
-    if span is None:
-        parent = propagate.extract(carrier, context=parent)
-        if sdk_span is not None:
-            mcp_parent = sdk_span.parent
-            parent = trace.set_span_in_context(
-                trace.NonRecordingSpan(mcp_parent) if mcp_parent is not None else trace.INVALID_SPAN, parent
-            )
-        claimed = trace.get_current_span(parent).get_span_context()
-        local = in_flight.get(claimed.span_id)
-        if local is not None and local.get_span_context().trace_id == claimed.trace_id:
-            parent = trace.set_span_in_context(local, parent)  # the caller is in this process
-    else:  # the span is already parented; only the baggage was not made current
-        parent = W3CBaggagePropagator().extract(carrier, context=parent)
+    """The step of one handled request, around the handler, inside the caller's decision (when
+    it sent one) or this server's own (see :func:`_decision_for`). mcp's own span (``sdk_span``)
+    is adopted as the step when provtrace's pipeline records it and the caller's decision
+    continues; otherwise the step opens its own span."""
     caller = meta.get(META_CALLER)
     caller = caller if isinstance(caller, Mapping) else {}
+    decision_id = claim(caller.get("decision_id"))
+    recorded = sdk_span if sdk_span is not None and _recorded_by_provtrace() else None
+    parent = _parent(meta, sdk_span, recorded)
     token = otel_context.attach(parent)
     try:
-        with continued_decision(
-            claim(caller.get("decision_id")),
-            actor=actor,
-            context=trace.get_current_span().get_span_context(),
-        ):
+        with _decision_for(call, decision_id, actor=actor, request_id=request_id):
             spec = call.spec(SpanKind.SERVER, {**attributes, **_claims(meta, caller, client_info)})
-            with adopted(spec, span) if span is not None else spec as tool:
+            adopt = recorded if decision_id is not None else None
+            with adopted(spec, adopt) if adopt is not None else spec as tool:
                 taint_spans(call.params, meta.get(META_TAINTED))
                 tool.record_input(call.input)
                 yield tool
     finally:
         otel_context.detach(token)
+
+
+def _parent(meta: Mapping[str, Any], sdk_span: SdkSpan | None, recorded: SdkSpan | None) -> Context:
+    """Where the request's spans go. Under mcp's span when provtrace records it (it is current,
+    already parented on what the caller sent; only the baggage still has to be made current);
+    otherwise where mcp's span would be: under what the caller sent (a claim), or mcp's span's
+    parent, or the caller's step itself when the caller is in this process."""
+    current = otel_context.get_current()
+    carrier = {k: v for k, v in meta.items() if isinstance(v, str)}
+    if recorded is not None:
+        return W3CBaggagePropagator().extract(carrier, context=current)
+    parent = propagate.extract(carrier, context=current)
+    if sdk_span is not None:
+        mcp_parent = sdk_span.parent
+        parent = trace.set_span_in_context(
+            trace.NonRecordingSpan(mcp_parent) if mcp_parent is not None else trace.INVALID_SPAN, parent
+        )
+    claimed = trace.get_current_span(parent).get_span_context()
+    local = in_flight.get(claimed.span_id)
+    if local is not None and local.get_span_context().trace_id == claimed.trace_id:
+        parent = trace.set_span_in_context(local, parent)  # the caller is in this process
+    return parent
+
+
+def _decision_for(
+    call: Call, decision_id: str | None, *, actor: str | None, request_id: str | None
+) -> contextlib.AbstractContextManager[object]:
+    """The decision the request's steps belong to.
+
+    A caller with provtrace says which decision it works for: the steps here continue it (its
+    id, this server as their actor, facts kept local). A caller without provtrace (any plain MCP
+    client) says nothing, and what this server did for it is still complete evidence of its own:
+    a decision of this server, named after what it serves, triggered by the request, with the
+    server as its actor, so the step and the tool's own steps nest under a decision root.
+    """
+    if decision_id is not None:
+        return continued_decision(
+            decision_id, actor=actor, context=trace.get_current_span().get_span_context()
+        )
+    trigger = f"mcp:{call.method}" + (f"#{request_id}" if request_id else "")
+    return provtrace.decision(f"serve {call.span_name}", trigger=trigger, actor=actor)
 
 
 def _claims(meta: Mapping[str, Any], caller: Mapping[str, Any], client_info: object) -> dict[str, str]:
@@ -161,12 +196,13 @@ class ProvenanceMiddleware:
             report_recording_error("mcp request", exc)
         if call is None:
             return await call_next(ctx)
+        request_id = str(ctx.request_id) if ctx.request_id is not None else None
         attributes: dict[str, Any] = {
             c.MCP_PROTOCOL_VERSION: ctx.protocol_version,
             **_transport_attributes(ctx.request),
         }
-        if ctx.request_id is not None:
-            attributes[c.JSONRPC_REQUEST_ID] = str(ctx.request_id)
+        if request_id is not None:
+            attributes[c.JSONRPC_REQUEST_ID] = request_id
         with served(
             call,
             dict(ctx.meta or {}),
@@ -174,6 +210,7 @@ class ProvenanceMiddleware:
             sdk_span=_sdk_span(ctx),
             attributes=attributes,
             client_info=getattr(ctx.session.client_params, "client_info", None),
+            request_id=request_id,
         ) as tool:
             try:
                 result = await call_next(ctx)
@@ -252,6 +289,7 @@ async def handle_request(
         sdk_span=None,
         attributes=attributes,
         client_info=getattr(client_params, "clientInfo", None),
+        request_id=str(message.request_id),
     ) as tool:
         respond = message.respond
         message.respond = functools.partial(_respond, respond, tool, call)

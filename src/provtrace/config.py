@@ -35,7 +35,7 @@ from provtrace.runtime import Health
 from provtrace.sealing import ViolationHandler
 from provtrace.spool import SpoolError
 from provtrace.tracing import AuditSampler, audit_span_limits
-from provtrace.violations import log_violation
+from provtrace.violations import ViolationLog
 
 logger = logging.getLogger("provtrace")
 
@@ -321,7 +321,7 @@ def build_settings(
             minimum=0.001,
         ),
     )
-    handler: ViolationHandler = violation_handler or log_violation
+    handler: ViolationHandler = violation_handler or ViolationLog()
     if not callable(handler):
         raise ConfigurationError("violation_handler must be a callable taking a ViolationReport")
     user_rules = tuple(rules)

@@ -46,7 +46,7 @@ from provtrace.sealing import (
 )
 from provtrace.spool import Spool, SpoolError
 from provtrace.tracing import suppress_instrumentation
-from provtrace.violations import log_violation
+from provtrace.violations import ViolationLog
 
 logger = logging.getLogger("provtrace")
 
@@ -64,7 +64,7 @@ class PipelineSettings:
     limits: ProcessorLimits
     signing_key: object | None = None  # Ed25519PrivateKey; typed loosely to keep the import lazy
     rules: tuple[Rule, ...] = ()
-    violation_handler: ViolationHandler = log_violation
+    violation_handler: ViolationHandler = dataclasses.field(default_factory=ViolationLog)
     headers: tuple[tuple[str, str], ...] = ()
     spool_fsync: bool = True
     max_pending_segments: int = 10_000

@@ -19,6 +19,8 @@ import provtrace
 from provtrace import conventions as c
 from provtrace.model import KIND_CLIENT, KIND_SERVER, SpanRecord
 from provtrace.otlpjson import decode_traces
+from provtrace.readers.jaeger import JaegerSource, interpretations
+from provtrace.verify import Keys, exact, verify_trace
 from tests.integration.stack import Agent, jaeger_v3, stack_module, wait_for_spans
 
 pytestmark = pytest.mark.integration
@@ -83,3 +85,12 @@ def test_agent_and_server_spans_arrive_in_one_jaeger_trace(instrumented_agent: A
     assert sorted(r.step or "" for r in nested) == [c.STEP_ACTION, c.STEP_POLICY_CHECK, c.STEP_SECRET_FETCH]
     sent = {r.span_id: r for r in instrumented_agent.sent(trace_id)}
     assert sent[client.span_id] == client  # byte-for-byte the record the agent sealed
+    # Both sides verify from Jaeger, through the v3 API and the lossy v1 API (which drops the
+    # flag saying the server's parent is remote: provtrace tries both).
+    assert server.parent_is_remote
+    for api in ("v3", "v1"):
+        report = JaegerSource(stack.jaeger_url, api=api).trace(trace_id)
+        result = verify_trace(
+            trace_id, report, Keys({}, False), readings=interpretations if api == "v1" else exact
+        )
+        assert [f.kind for f in result.findings if f.severity == "error"] == [], api

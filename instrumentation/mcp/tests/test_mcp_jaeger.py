@@ -17,28 +17,29 @@ from provtrace_instrumentation_mcp import MCPInstrumentor
 
 import provtrace
 from provtrace import conventions as c
-from provtrace.model import KIND_CLIENT, KIND_SERVER, SpanRecord
-from provtrace.otlpjson import decode_traces
 from provtrace.readers.jaeger import JaegerSource, interpretations
+from provtrace.testing import (
+    KIND_CLIENT,
+    KIND_SERVER,
+    Agent,
+    SpanRecord,
+    Stack,
+    in_jaeger,
+    instrumented,
+    wait_for_spans,
+)
 from provtrace.verify import Keys, exact, verify_trace
-from tests.integration.stack import Agent, jaeger_v3, stack_module, wait_for_spans
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def instrumented_agent(evidence_stack: stack_module.Stack, tmp_path: Path) -> Iterator[Agent]:
-    agent = Agent(evidence_stack, tmp_path / "agent")
-    instrumentor = MCPInstrumentor()
-    instrumentor.instrument()
-    try:
-        yield agent
-    finally:
-        instrumentor.uninstrument()
-        agent.handle.shutdown(timeout_s=60)
+def instrumented_agent(stack_agent: Agent) -> Iterator[Agent]:
+    with instrumented(MCPInstrumentor()):
+        yield stack_agent
 
 
-async def open_rule_over_stdio(stack: stack_module.Stack, server_home: Path) -> str:
+async def open_rule_over_stdio(stack: Stack, server_home: Path) -> str:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("PROVTRACE_", "OTEL_"))},
         "OTEL_EXPORTER_OTLP_ENDPOINT": stack.otlp_http_endpoint,
@@ -55,7 +56,7 @@ async def open_rule_over_stdio(stack: stack_module.Stack, server_home: Path) -> 
                 result = await session.call_tool(
                     "open_rule", {"sg": "sg-123", "port": 443, "cidr": "10.0.0.0/24"}
                 )
-                assert not result.is_error
+                assert not (result.isError if hasattr(result, "isError") else result.is_error)  # 1.x, 2.x
     return str(d.trace_id)
 
 
@@ -65,8 +66,7 @@ def test_agent_and_server_spans_arrive_in_one_jaeger_trace(instrumented_agent: A
     assert instrumented_agent.handle.force_flush(timeout_s=60)
 
     def from_jaeger() -> list[SpanRecord]:
-        data = jaeger_v3(stack, trace_id)
-        return [r for r in decode_traces(data["result"]) if not r.is_seal] if data else []
+        return [r for r in in_jaeger(stack, trace_id) if not r.is_seal]
 
     # decision + client call (agent), server call + secret fetch + policy check + action (server)
     spans = {

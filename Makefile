@@ -8,9 +8,9 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PACKAGES := -e ".[dev,docs]"
 PYTEST_ARGS ?=
-CODE := src tests examples scripts bench $(wildcard instrumentation/*/src instrumentation/*/tests)
+CODE := src tests examples scripts bench conftest.py noxfile.py $(wildcard instrumentation/*/src instrumentation/*/tests)
 
-.PHONY: install lint typecheck docs stack-build stack-up stack-down stack-status unit test demo bench clean
+.PHONY: install lint typecheck docs stack-build stack-up stack-down stack-status unit instrumentation test demo bench clean
 
 $(INSTALLED): pyproject.toml $(wildcard instrumentation/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -45,9 +45,17 @@ stack-status:
 unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-# The integration tests start (and stop) their own collector and Jaeger on free loopback ports.
+# Each instrumentation's tests, in environments of their own (one per version line, see
+# noxfile.py), cached outside the repository; NOX_ARGS="-s mcp1" runs one session.
+NOX_ARGS ?=
+instrumentation: install stack-build
+	PROVTRACE_REQUIRE_STACK=1 $(VENV)/bin/nox $(NOX_ARGS)
+
+# The integration tests start (and stop) their own collector and Jaeger on free loopback ports;
+# here they must run (PROVTRACE_REQUIRE_STACK=1: no binary, no skip but a failure).
 test: lint typecheck docs stack-build
-	$(PY) -m pytest $(PYTEST_ARGS)
+	PROVTRACE_REQUIRE_STACK=1 $(PY) -m pytest tests $(PYTEST_ARGS)
+	PROVTRACE_REQUIRE_STACK=1 $(VENV)/bin/nox $(NOX_ARGS)
 
 demo: install
 	$(PY) scripts/demo.py
@@ -56,4 +64,4 @@ bench: install
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis build instrumentation/*/build

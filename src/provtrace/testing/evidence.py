@@ -36,10 +36,11 @@ def unavailable(rootpath: Path) -> str | None:
     if checkout is None:
         return "no provtrace checkout (collector-config/, scripts/build-stack.sh) above the test root"
     try:
-        resolve_binaries(checkout, build=False)
+        binaries = resolve_binaries(checkout, build=False)
     except StackError as exc:
         return str(exc)
-    return None
+    missing = [str(path) for path in binaries if not os.access(path, os.X_OK)]
+    return f"not executable: {', '.join(missing)}" if missing else None
 
 
 def start_stack(directory: Path, rootpath: Path) -> Stack:

@@ -122,8 +122,9 @@ def unpacked_sdist(session: nox.Session, name: str, version: str) -> Path:
 
 
 def standalone(package: Path) -> None:
-    """Every other instrumentation: its tests with its [test] extra alone, and once per
-    requirement file in its requirements/ directory."""
+    """Every other instrumentation: its tests with its [test] extra, once per requirement file in
+    its requirements/ directory (a session ``<package>-<file>`` each), or once with the extra
+    alone (a session ``<package>``) when it has none."""
     lines = sorted((package / "requirements").glob("*.txt")) or [None]
     for requirements in lines:
 

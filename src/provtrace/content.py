@@ -362,6 +362,7 @@ def _string_leaves(value: object) -> Iterable[str]:
     if isinstance(value, str):
         if value:
             yield value
+            yield from _json_leaves(value)
     elif isinstance(value, (bytes, bytearray)):
         if value:
             yield bytes(value).decode("utf-8", errors="replace")
@@ -378,8 +379,20 @@ def _string_leaves(value: object) -> Iterable[str]:
             yield text
 
 
+def _json_leaves(text: str) -> Iterable[str]:
+    """The fields of a structured secret stored as JSON text (a Secrets Manager SecretString),
+    each of which an agent may use on its own."""
+    if not text.lstrip().startswith(("{", "[")):
+        return
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return
+    yield from _string_leaves(parsed)
+
+
 def _variants(secret: str) -> set[str]:
-    """The forms a secret takes when embedded in JSON, URLs, or base64 by the agent's code."""
+    """The forms a secret takes when embedded in JSON, URLs, base64 or hex by the agent's code."""
     forms = {
         secret,
         json.dumps(secret)[1:-1],
@@ -389,6 +402,7 @@ def _variants(secret: str) -> set[str]:
     }
     if len(secret) >= 8:
         forms.add(base64.b64encode(secret.encode()).decode("ascii").rstrip("="))
+        forms.add(secret.encode("utf-8", "surrogatepass").hex())
     return {form for form in forms if form}
 
 

@@ -358,13 +358,18 @@ class SecretRegistry:
         return text if pattern is None else pattern.sub(SECRET_MARKER, text)
 
 
+# Shorter values are not tainted: they cannot be told apart from ordinary text, and scrubbing
+# them (a one-letter field of a structured secret) would destroy every record.
+MIN_SECRET_LENGTH: Final = 4
+
+
 def _string_leaves(value: object) -> Iterable[str]:
     if isinstance(value, str):
-        if value:
+        if len(value) >= MIN_SECRET_LENGTH:
             yield value
-            yield from _json_leaves(value)
+        yield from _json_leaves(value)
     elif isinstance(value, (bytes, bytearray)):
-        if value:
+        if len(value) >= MIN_SECRET_LENGTH:
             yield bytes(value).decode("utf-8", errors="replace")
             yield base64.b64encode(bytes(value)).decode("ascii")
     elif isinstance(value, Mapping):
@@ -375,7 +380,7 @@ def _string_leaves(value: object) -> Iterable[str]:
             yield from _string_leaves(item)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         text = str(value)
-        if len(text) >= 4:
+        if len(text) >= MIN_SECRET_LENGTH:
             yield text
 
 

@@ -41,7 +41,7 @@ from provtrace.credential_cache import CredentialCache
 from provtrace.log_scrubbing import LogScrubber
 from provtrace.patching import Patches, Target
 from provtrace.runtime import Health
-from provtrace.secret_versions import add_link, link_written, remember_written
+from provtrace.secret_versions import add_link, forget_written, link_written, remember_written
 from provtrace.steps.base import StepHandle, StepSpec, record_exception, report_recording_error
 from provtrace.steps.calls import LlmCall, LlmCallSpec, ToolCall, ToolCallSpec
 from provtrace.steps.interop import adopt, adopted, continued_decision
@@ -70,6 +70,7 @@ __all__ = [
     "adopted",
     "continued_decision",
     "current_decision",
+    "forget_written",
     "health",
     "is_suppressed",
     "link_written",

@@ -12,7 +12,6 @@ import secrets
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import boto3
 import hvac

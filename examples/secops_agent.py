@@ -6,23 +6,25 @@ reachability. A second run lacks the approval: the action guard refuses it befor
 
 The rule lookup and the firewall change go through a real MCP server over stdio
 (examples/firewall_mcp_server.py), reached through the instrumented MCP client: both sides of
-each call land in the decision's trace. The model and the secret store are plain functions here,
-so the example runs anywhere; provtrace records the same evidence whatever stands behind them.
+each call land in the decision's trace. The firewall token is read from OpenBao (or Vault) with
+plain hvac, at ``VAULT_ADDR`` with ``VAULT_TOKEN``: the hvac instrumentation records the fetch (which
+secret, which version, as which identity) and taints the value. The model is a plain function.
 
-Run it with ``make demo``, or directly: ``python examples/secops_agent.py`` (it prints the trace
-ids; ``provtrace reconstruct TRACE_ID --archive DIR`` shows the chain).
+Run it with ``make demo`` (which starts a dev OpenBao holding ``kv/fw-api-token``), or directly
+with ``VAULT_ADDR`` and ``VAULT_TOKEN`` set: ``python examples/secops_agent.py`` (it prints the
+trace ids; ``provtrace reconstruct TRACE_ID --archive DIR`` shows the chain).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
+import hvac
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
 import provtrace
@@ -61,9 +63,14 @@ async def firewall(session: ClientSession, tool: str, **arguments: Any) -> dict[
     return result.structured_content
 
 
-def read_from_vault() -> str:
-    """Stands in for a secret store read; the value is a fresh random token on every run."""
-    return "fwtok-" + secrets.token_urlsafe(18)
+def read_firewall_token() -> str:
+    """Plain hvac: no provtrace call here, the instrumentation records the fetch."""
+    vault = hvac.Client(url=os.environ["VAULT_ADDR"], token=os.environ.get("VAULT_TOKEN"))
+    answer = vault.secrets.kv.v2.read_secret_version(
+        path="fw-api-token", mount_point="kv", raise_on_deleted_version=True
+    )
+    token: str = answer["data"]["data"]["token"]
+    return token
 
 
 def evaluate_policy(request: dict[str, Any]) -> tuple[bool, str]:
@@ -100,10 +107,7 @@ async def contain(session: ClientSession, incident: dict[str, str], *, with_appr
             llm.record_output([answer])
         request = next(p["arguments"] for p in answer["parts"] if p.get("name") == "open_rule")
         before = await firewall(session, "lookup_rule", sg=request["sg"])
-        with provtrace.secret_fetch(
-            store="vault", ref="kv/fw-api-token", nhi="svc-fw", version="7"
-        ) as secret:
-            token = secret.record_value(read_from_vault())
+        token = read_firewall_token()
         with provtrace.policy_check("fw-change", version="3", engine="opa", input=request) as policy:
             allowed, reason = evaluate_policy(request)
             if allowed:
@@ -141,6 +145,11 @@ async def both_incidents() -> tuple[str, str]:
 
 
 def main() -> int:
+    if not os.environ.get("VAULT_ADDR"):
+        print(
+            "set VAULT_ADDR and VAULT_TOKEN to an OpenBao or Vault holding kv/fw-api-token (make demo does)"
+        )
+        return 2
     handle = provtrace.configure(service_name="secops-agent")
     provtrace.instrument()
     try:

@@ -60,6 +60,43 @@ OUTCOME_REFUSED: Final = "refused"
 SECRET_STORE: Final = "provenance.secret.store"
 SECRET_REF: Final = "provenance.secret.ref"
 SECRET_VERSION: Final = "provenance.secret.version"
+# What a secret store said about a fetch (secret-store instrumentations; never the value).
+SECRET_OPERATION: Final = "provenance.secret.operation"  # e.g. kv.read, auth.login, GetSecretValue
+SECRET_ENGINE: Final = "provenance.secret.engine"  # e.g. kv-v2, database, secretsmanager, sts
+SECRET_MOUNT: Final = "provenance.secret.mount"  # a Vault mount point
+SECRET_ARN: Final = "provenance.secret.arn"
+SECRET_VERSION_STAGES: Final = "provenance.secret.version_stages"
+SECRET_TYPE: Final = "provenance.secret.type"  # an SSM parameter's type
+SECRET_REQUEST_ID: Final = "provenance.secret.request_id"  # the store's own id of the request
+SECRET_RETRIES: Final = "provenance.secret.retries"
+SECRET_REFS: Final = "provenance.secret.refs"  # a batch fetch: the references it returned
+SECRET_ERRORS: Final = "provenance.secret.errors"  # a batch fetch: `ref:error` per failed item
+LEASE_ID: Final = "provenance.lease.id"
+LEASE_DURATION: Final = "provenance.lease.duration_s"
+LEASE_RENEWABLE: Final = "provenance.lease.renewable"
+
+# --- the identity a credential belongs to (looked up once per credential, never the secret) ---
+NHI_ACCESSOR: Final = "provenance.nhi.accessor"  # a Vault token's accessor
+NHI_ENTITY_ID: Final = "provenance.nhi.entity_id"
+NHI_POLICIES: Final = "provenance.nhi.policies"
+NHI_AUTH_PATH: Final = "provenance.nhi.auth_path"  # where a Vault token was issued
+NHI_ARN: Final = "provenance.nhi.arn"  # the AWS caller identity
+NHI_ACCOUNT: Final = "provenance.nhi.account"
+NHI_ACCESS_KEY_ID: Final = "provenance.nhi.access_key_id"
+NHI_CREDENTIAL_SOURCE: Final = "provenance.nhi.credential_source"  # botocore's credentials method
+NHI_LOOKUP_ERROR: Final = "provenance.nhi.lookup_error"  # why the identity could not be looked up
+
+# --- credential issuance: a secret_fetch whose secret is a newly issued credential -------------
+CREDENTIAL_METHOD: Final = "provenance.credential.method"  # approle, jwt, kubernetes, AssumeRole, ...
+CREDENTIAL_ROLE: Final = "provenance.credential.role"
+CREDENTIAL_SESSION_NAME: Final = "provenance.credential.session_name"
+CREDENTIAL_ACCESSOR: Final = "provenance.credential.accessor"
+CREDENTIAL_ENTITY_ID: Final = "provenance.credential.entity_id"
+CREDENTIAL_POLICIES: Final = "provenance.credential.policies"
+CREDENTIAL_TOKEN_TYPE: Final = "provenance.credential.token_type"
+CREDENTIAL_ACCESS_KEY_ID: Final = "provenance.credential.access_key_id"
+CREDENTIAL_ARN: Final = "provenance.credential.arn"
+CREDENTIAL_EXPIRES_AT: Final = "provenance.credential.expires_at"
 
 # --- policy_check ----------------------------------------------------------------------------
 POLICY_ID: Final = "provenance.policy.id"
@@ -96,6 +133,14 @@ CHANGE_AFTER_SHA256: Final = "provenance.change.after.sha256"
 CHANGE_BEFORE_CONTENT: Final = "provenance.change.before.content"
 CHANGE_AFTER_CONTENT: Final = "provenance.change.after.content"
 GUARD_VIOLATIONS: Final = "provenance.guard.violations"
+# Secret changes (secret-store instrumentations): the version replaced and the one written.
+CHANGE_BEFORE_VERSION: Final = "provenance.change.before.version"
+CHANGE_AFTER_VERSION: Final = "provenance.change.after.version"
+ACTION_SECRET_WRITE: Final = "secret.write"
+ACTION_SECRET_ROTATE: Final = "secret.rotate"
+ACTION_SECRET_STAGE: Final = "secret.stage"
+ACTION_SECRET_DELETE: Final = "secret.delete"
+ACTION_SECRET_RESTORE: Final = "secret.restore"
 
 # --- verification ----------------------------------------------------------------------------
 VERIFICATION_RESULT: Final = "provenance.verification.result"
@@ -111,12 +156,14 @@ LINK_APPROVED_BY: Final = "approved_by"
 LINK_USED_SECRET: Final = "used_secret"
 LINK_TRIGGERED_BY: Final = "triggered_by"
 LINK_VERIFIES: Final = "verifies"
+LINK_WRITTEN_BY: Final = "written_by"  # secret fetch -> the action that wrote the version it read
 LINK_TYPES: Final = (
     LINK_AUTHORIZED_BY,
     LINK_APPROVED_BY,
     LINK_USED_SECRET,
     LINK_TRIGGERED_BY,
     LINK_VERIFIES,
+    LINK_WRITTEN_BY,
 )
 
 # --- OTel GenAI / MCP / general semantic conventions (v1.41.1 names) -------------------------
@@ -145,6 +192,9 @@ JSONRPC_REQUEST_ID: Final = "jsonrpc.request.id"
 NETWORK_TRANSPORT: Final = "network.transport"
 NETWORK_PROTOCOL_NAME: Final = "network.protocol.name"
 ERROR_TYPE: Final = "error.type"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+CLOUD_REGION: Final = "cloud.region"
 SERVICE_NAME: Final = "service.name"
 GEN_AI_PROMPT_NAME: Final = "gen_ai.prompt.name"
 RPC_RESPONSE_STATUS_CODE: Final = "rpc.response.status_code"

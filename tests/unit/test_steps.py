@@ -297,7 +297,8 @@ def test_async_function_decorator(recorded: Recorded) -> None:
 
     assert asyncio.run(run()) == "answer to q"
     llm = recorded.span("chat claude")
-    assert attrs(llm)[c.OUTPUT_SHA256] == digest("answer to q")
+    answer = [{"role": "assistant", "parts": [{"type": "text", "content": "answer to q"}]}]
+    assert attrs(llm)[c.OUTPUT_SHA256] == digest(answer)
     assert llm.parent is not None
     assert llm.parent.span_id == recorded.span("decision async").context.span_id
 

@@ -35,9 +35,6 @@ def describe(resource: Any, kwargs: Mapping[str, Any], *, stream: bool | None = 
             genai.argument(kwargs, "messages") or [], instructions=genai.argument(kwargs, "system")
         ),
         stream=bool(genai.argument(kwargs, "stream")) if stream is None else stream,
-        temperature=genai.argument(kwargs, "temperature"),
-        top_p=genai.argument(kwargs, "top_p"),
-        top_k=genai.argument(kwargs, "top_k"),
         max_tokens=genai.argument(kwargs, "max_tokens"),
         stop_sequences=genai.argument(kwargs, "stop_sequences"),
         server_address=address,

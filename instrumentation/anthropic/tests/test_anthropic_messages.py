@@ -220,7 +220,6 @@ def test_with_raw_response_keeps_the_headers_and_records_the_same_answer(
 def test_uninstrument_restores_the_client(recorded: Recorded, server: llm_server.Server) -> None:
     import anthropic._base_client as base_client
     from anthropic.resources.messages.messages import Messages
-
     from provtrace_instrumentation_anthropic import AnthropicInstrumentor
 
     AnthropicInstrumentor().uninstrument()

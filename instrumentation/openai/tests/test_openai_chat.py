@@ -170,7 +170,7 @@ def test_tool_calls_in_the_answer_link_exactly_the_steps_that_carry_them_out(
     prompt = f'call:lookup_rule {{"sg": "sg-123"}}\ncall:open_rule {json.dumps(change)}'
     with provtrace.decision("contain", trigger="t", actor="agent", nhi="svc"):
         completion = client(server).chat.completions.create(model=MODEL, messages=ask(prompt), tools=TOOLS)
-        lookup_call, open_call = completion.choices[0].message.tool_calls  # type: ignore[misc]
+        lookup_call, _ = completion.choices[0].message.tool_calls  # type: ignore[misc]
         with provtrace.tool_call("lookup_rule", call_id=lookup_call.id) as lookup:
             lookup.record_input(json.loads(lookup_call.function.arguments))  # type: ignore[union-attr]
             lookup.record_output({"rules": []})
@@ -260,7 +260,6 @@ def test_async_calls_are_steps_too(recorded: Recorded, server: llm_server.Server
 
 def test_uninstrument_restores_the_client(recorded: Recorded, server: llm_server.Server) -> None:
     from openai.resources.chat.completions.completions import Completions
-
     from provtrace_instrumentation_openai import OpenAIInstrumentor
 
     OpenAIInstrumentor().uninstrument()

@@ -18,6 +18,10 @@ What an instrumentation does with it, in the order of a call it wraps:
 - read the pipeline's state (:func:`health`, :func:`tracer_provider`).
 
 The shared test tooling for instrumentations is the pytest plugin ``provtrace.testing``.
+
+LLM client instrumentations build on :mod:`provtrace.genai`, the public layer they share (the
+GenAI message shape, request and response attributes, the ``llm_call`` lifecycle around a call,
+streams, and one span per call next to other tracing): see docs/llm.md.
 """
 
 from __future__ import annotations

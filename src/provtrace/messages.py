@@ -33,6 +33,14 @@ FINISH_LENGTH = "length"
 FINISH_CONTENT_FILTER = "content_filter"
 FINISH_TOOL_CALL = "tool_call"
 FINISH_ERROR = "error"
+# OpenAI-style finish reasons that the conventions name differently.
+_FINISH_ALIASES = {"tool_calls": FINISH_TOOL_CALL, "function_call": FINISH_TOOL_CALL}
+
+
+def finish_reason(reason: object) -> str | None:
+    """A chat completion's finish reason as the conventions name it (``tool_calls`` is
+    ``tool_call``); None when there is none."""
+    return _FINISH_ALIASES.get(reason, reason) if isinstance(reason, str) and reason else None
 
 
 def text(content: str) -> Part:

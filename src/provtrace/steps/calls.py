@@ -16,6 +16,7 @@ from provtrace.messages import (
     Message,
     chat_message,
     chat_messages,
+    finish_reason,
     is_chat_messages,
     message,
     text,
@@ -152,7 +153,10 @@ def answer_messages(result: Any) -> Any:
         and choices
         and all(isinstance(ch, dict) and isinstance(ch.get("message"), dict) for ch in choices)
     ):
-        return [chat_message(ch["message"], finish_reason=ch.get("finish_reason")) for ch in choices]
+        return [
+            chat_message(ch["message"], finish_reason=finish_reason(ch.get("finish_reason")))
+            for ch in choices
+        ]
     return result
 
 

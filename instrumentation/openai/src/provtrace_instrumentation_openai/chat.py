@@ -16,8 +16,6 @@ from provtrace.instrumentation import JsonValue, to_jsonable
 
 PROVIDER = "openai"
 
-FINISH_REASONS = {"tool_calls": genai.FINISH_TOOL_CALL, "function_call": genai.FINISH_TOOL_CALL}
-
 
 def output_type(response_format: Any) -> str | None:
     """``gen_ai.output.type`` from ``response_format`` (a mapping, or a model class for parse)."""
@@ -51,10 +49,6 @@ def describe(resource: Any, kwargs: Mapping[str, Any]) -> genai.Request:
     )
 
 
-def _finish(reason: JsonValue) -> str | None:
-    return FINISH_REASONS.get(reason, reason) if isinstance(reason, str) else None
-
-
 def response_of(completion: JsonValue) -> genai.Response:
     """A chat completion (as JSON data) read as the step's answer."""
     data = completion if isinstance(completion, dict) else {}
@@ -66,7 +60,8 @@ def response_of(completion: JsonValue) -> genai.Response:
     return genai.Response(
         messages=[
             genai.chat_message(
-                ch.get("message") or {"role": "assistant"}, finish_reason=_finish(ch.get("finish_reason"))
+                ch.get("message") or {"role": "assistant"},
+                finish_reason=genai.finish_reason(ch.get("finish_reason")),
             )
             for ch in choices
         ],

@@ -28,6 +28,10 @@ And the pieces secret-store instrumentations share:
 - :class:`LogScrubber`: the library's own log records kept free of secret values.
 
 The shared test tooling for instrumentations is the pytest plugin ``provtrace.testing``.
+
+LLM client instrumentations build on :mod:`provtrace.genai`, the public layer they share (the
+GenAI message shape, request and response attributes, the ``llm_call`` lifecycle around a call,
+streams, and one span per call next to other tracing): see docs/llm.md.
 """
 
 from __future__ import annotations

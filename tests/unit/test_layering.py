@@ -11,7 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src" / "provtrace"
-PUBLIC = {"provtrace", "provtrace.conventions", "provtrace.instrumentation"}
+PUBLIC = {"provtrace", "provtrace.conventions", "provtrace.instrumentation", "provtrace.genai"}
 # What the recording API (steps, the instrumentation API) may not load: configuration, pipeline,
 # sealing and export are installed behind provtrace.runtime by configure().
 BEHIND_THE_RUNTIME = ("provtrace.config", "provtrace.pipeline", "provtrace.sealing", "provtrace.export")

@@ -14,7 +14,9 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from provtrace import conventions as c
-from provtrace.integrity import key_id_of, seal_digest, seal_payload, span_digest
+from provtrace.checkpoint import checkpoint_of, signed_note
+from provtrace.integrity import SealBody, key_id_of, seal_digest, signed_message, span_digest
+from provtrace.merkle import MerkleLog
 from provtrace.model import SpanRecord
 from provtrace.otlpjson import decode_traces, dumps_line
 
@@ -156,16 +158,47 @@ def _recover_seal(archive: Archive, seal: Line, action_id: str) -> None:
 
 
 def _resign(archive: Archive, seal: Line, key: Ed25519PrivateKey | None) -> str:
-    """Recompute the seal's digest (and signature, if a key is given) over its current content."""
+    """Recompute the seal's digest (and signature, if a key is given) over its current content,
+    and rewrite its checkpoint span to match (keeping the old signature when there is no key)."""
     if key is not None:
         set_attribute(seal, c.SEAL_KEY_ID, {"stringValue": key_id_of(key.public_key())})
-    record = archive.record(seal["spanId"])
-    digest = seal_digest(record)
+    digest = seal_digest(archive.record(seal["spanId"]))
     set_attribute(seal, c.SEAL_DIGEST, {"stringValue": digest})
     if key is not None:
-        signature = base64.b64encode(key.sign(seal_payload(archive.record(seal["spanId"])))).decode()
+        signature = base64.b64encode(key.sign(signed_message(archive.record(seal["spanId"])))).decode()
         set_attribute(seal, c.SEAL_SIGNATURE, {"stringValue": signature})
+    text = checkpoint_of(archive.record(seal["spanId"]))
+    for *_, span in archive.spans():
+        if span["name"] == c.CHECKPOINT_SPAN_NAME and span.get("parentSpanId") == seal["spanId"] and text:
+            old = attribute(span, c.CHECKPOINT_NOTE)
+            if key is not None:
+                raw = base64.b64decode(attribute(seal, c.SEAL_SIGNATURE))
+                note = signed_note(text.text(), text.origin, key.public_key(), raw)
+            else:
+                note = text.text() + old[old.rindex("\n\n") + 1 :]
+            set_attribute(span, c.CHECKPOINT_NOTE, {"stringValue": note})
     return digest
+
+
+def sorted_seals(archive: Archive) -> list[Line]:
+    return sorted(archive.seals(), key=lambda s: int(attribute(s, c.SEAL_SEQ)))
+
+
+def _reseal_from(archive: Archive, first: int, key: Ed25519PrivateKey | None) -> None:
+    """Recompute tree heads, chain links, digests (and signatures) from the ``first`` seal on."""
+    seals = sorted_seals(archive)
+    log = MerkleLog()
+    prev = ""
+    for index, seal in enumerate(seals):
+        for leaf in SealBody.from_record(archive.record(seal["spanId"])).leaves():
+            log.append(leaf)
+        if index < first:
+            prev = str(attribute(seal, c.SEAL_DIGEST))
+            continue
+        set_attribute(seal, c.SEAL_PREV, {"stringValue": prev})
+        set_attribute(seal, c.SEAL_TREE_SIZE, {"intValue": str(log.size)})
+        set_attribute(seal, c.SEAL_TREE_ROOT, {"stringValue": log.root().hex()})
+        prev = _resign(archive, seal, key)
 
 
 def reseal_with_another_key(archive: Archive) -> str:
@@ -179,18 +212,37 @@ def reseal_with_another_key(archive: Archive) -> str:
 
 
 def rehash_after_edit(archive: Archive) -> str:
-    """Edit the action, then recompute every digest and the whole chain after it, without any
-    key (the old signatures stay and no longer verify): what digests alone cannot catch."""
+    """Edit the action, then recompute every digest, tree head and the whole chain after it,
+    without any key (the old signatures stay and no longer verify): what digests alone cannot
+    catch."""
+    return _rewrite(archive, None)
+
+
+def _rewrite(archive: Archive, key: Ed25519PrivateKey | None) -> str:
     action = archive.step(c.STEP_ACTION)
     set_attribute(action, c.ACTION_TARGET, {"stringValue": "sg-999/rule-0"})
-    seals = sorted(archive.seals(), key=lambda s: int(attribute(s, c.SEAL_SEQ)))
+    seals = sorted_seals(archive)
     first = next(i for i, s in enumerate(seals) if s["traceId"] == action["traceId"])
     _recover_seal(archive, seals[first], action["spanId"])
-    digest = _resign(archive, seals[first], None)
-    for seal in seals[first + 1 :]:
-        set_attribute(seal, c.SEAL_PREV, {"stringValue": digest})
-        digest = _resign(archive, seal, None)
+    _reseal_from(archive, first, key)
     return str(seals[first]["spanId"])
+
+
+def rewrite_history_with_the_key(archive: Archive, key: Ed25519PrivateKey) -> str:
+    """What an operator holding the signing key can do: edit the action and re-sign everything
+    after it. The archive is consistent in itself; only a checkpoint kept earlier shows it."""
+    _rewrite(archive, key)
+    return ""
+
+
+def checkpoint_notes(archive: Archive) -> dict[int, str]:
+    """The signed checkpoints of the archive's checkpoint spans, by seal seq."""
+    notes = {}
+    for *_, span in archive.spans():
+        if span["name"] == c.CHECKPOINT_SPAN_NAME:
+            note = str(attribute(span, c.CHECKPOINT_NOTE))
+            notes[int(note.split("\n")[3].split()[1])] = note
+    return notes
 
 
 def _field_edit(edit: Callable[[Line], None], step: str = c.STEP_ACTION) -> Callable[[Archive], str]:

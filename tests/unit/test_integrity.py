@@ -22,11 +22,12 @@ from provtrace.integrity import (
     Sealer,
     load_public_key,
     seal_digest,
-    seal_payload,
+    signed_message,
     span_digest,
     verify_signature,
     write_key_pair,
 )
+from provtrace.merkle import leaf_hash
 from provtrace.model import EventRecord, LinkRecord, SpanRecord
 from provtrace.otlpjson import dumps_line, loads_line
 from provtrace.verify import Keys, verify_stream
@@ -178,8 +179,11 @@ def test_seals_chain_and_sign(tmp_path: Path) -> None:
     assert second_body.prev == seal_digest(first) == first.attributes[c.SEAL_DIGEST]
     assert first_body.spans == (f"{'2' * 16}:{span_digest(span)}",)
     public = load_public_key(tmp_path / "k.pub")
-    assert verify_signature(seal_payload(first), str(first.attributes[c.SEAL_SIGNATURE]), public)
-    assert not verify_signature(seal_payload(second), str(first.attributes[c.SEAL_SIGNATURE]), public)
+    assert verify_signature(signed_message(first), str(first.attributes[c.SEAL_SIGNATURE]), public)
+    assert not verify_signature(signed_message(second), str(first.attributes[c.SEAL_SIGNATURE]), public)
+    assert f"seal 0 {seal_digest(first)}".encode() in signed_message(first)  # the signature covers the seal
+    assert (first.attributes[c.SEAL_TREE_SIZE], second.attributes[c.SEAL_TREE_SIZE]) == (1, 1)
+    assert first.attributes[c.SEAL_TREE_ROOT] == leaf_hash(bytes.fromhex(span_digest(span))).hex()
     assert first.end_ns > first.start_ns
 
 

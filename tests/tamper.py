@@ -4,6 +4,8 @@ produce. Shared by the tamper tests on the embedded archive and on the collector
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import json
 import shutil
 from collections.abc import Callable, Iterator
@@ -15,10 +17,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from provtrace import conventions as c
 from provtrace.checkpoint import checkpoint_of, signed_note
-from provtrace.integrity import SealBody, key_id_of, seal_digest, signed_message, span_digest
+from provtrace.cli.main import main as cli
+from provtrace.integrity import (
+    SealBody,
+    key_id_of,
+    load_private_key,
+    seal_digest,
+    signed_message,
+    span_digest,
+)
 from provtrace.merkle import MerkleLog
 from provtrace.model import SpanRecord
 from provtrace.otlpjson import decode_traces, dumps_line
+from provtrace.proofs import dump_bundle, make_bundle
 
 Line = dict[str, Any]
 
@@ -26,9 +37,10 @@ Line = dict[str, Any]
 class Archive:
     """A copy of an archive directory, edited span by span and written back."""
 
-    def __init__(self, source: Path, target: Path) -> None:
+    def __init__(self, source: Path, target: Path, *, key: Ed25519PrivateKey | None = None) -> None:
         shutil.copytree(source, target)
         self.root = target
+        self.key = key  # the emitter's own signing key, for attacks by whoever holds it
         self.files = sorted(target.rglob("*.jsonl"))
         self.lines: dict[Path, list[Line]] = {
             path: [json.loads(text) for text in path.read_text().splitlines() if text.strip()]
@@ -43,6 +55,9 @@ class Archive:
                     for scope in resource["scopeSpans"]:
                         for position, span in enumerate(scope["spans"]):
                             yield path, index, scope["spans"], position, span
+
+    def records(self) -> list[SpanRecord]:
+        return [r for lines in self.lines.values() for line in lines for r in decode_traces(line)]
 
     def seals(self) -> list[Line]:
         return [s for *_, s in self.spans() if s["name"] == c.SEAL_SPAN_NAME]
@@ -84,6 +99,10 @@ class Attack:
     name: str
     run: Callable[[Archive], str]  # edits the copy; returns the span id the finding must name ("" if none)
     finding: str
+    # How the auditor checks: "stream" (verify --stream), "kept" (verify --stream with a checkpoint
+    # kept before the attack), "consistency" (verify --consistency KEPT FORGED), "proof" (verify
+    # --proof of the bundle the attack wrote).
+    check: str = "stream"
 
 
 def change_attribute(archive: Archive) -> str:
@@ -228,13 +247,6 @@ def _rewrite(archive: Archive, key: Ed25519PrivateKey | None) -> str:
     return str(seals[first]["spanId"])
 
 
-def rewrite_history_with_the_key(archive: Archive, key: Ed25519PrivateKey) -> str:
-    """What an operator holding the signing key can do: edit the action and re-sign everything
-    after it. The archive is consistent in itself; only a checkpoint kept earlier shows it."""
-    _rewrite(archive, key)
-    return ""
-
-
 def checkpoint_notes(archive: Archive) -> dict[int, str]:
     """The signed checkpoints of the archive's checkpoint spans, by seal seq."""
     notes = {}
@@ -243,6 +255,25 @@ def checkpoint_notes(archive: Archive) -> dict[int, str]:
             note = str(attribute(span, c.CHECKPOINT_NOTE))
             notes[int(note.split("\n")[3].split()[1])] = note
     return notes
+
+
+def rewrite_history_with_the_key(archive: Archive) -> str:
+    """What an operator holding the signing key can do: edit the action and re-sign everything
+    after it, checkpoints included. The archive is consistent in itself (verify --stream alone
+    passes); only a checkpoint that left the host earlier shows the rewrite."""
+    assert archive.key is not None
+    _rewrite(archive, archive.key)
+    return ""
+
+
+def prove_a_forged_span(archive: Archive) -> str:
+    """Take a genuine inclusion proof of the action and swap in an edited action: the span is
+    not in the log, whatever the bundle claims."""
+    action = archive.step(c.STEP_ACTION)
+    bundle = make_bundle(archive.records(), str(action["spanId"]))
+    bundle["span"]["attributes"][c.ACTION_TARGET] = {"string": "sg-999/rule-0"}
+    (archive.root / "forged.proof").write_bytes(dump_bundle(bundle))
+    return ""
 
 
 def _field_edit(edit: Callable[[Line], None], step: str = c.STEP_ACTION) -> Callable[[Archive], str]:
@@ -334,7 +365,50 @@ ATTACKS = [
         _seal_edit(lambda s: s["attributes"].append({"key": "note", "value": {"stringValue": "ok"}})),
         "altered_seal",
     ),
+    Attack(
+        "rewrite history, re-signed with the same key",
+        rewrite_history_with_the_key,
+        "rewritten_history",
+        "kept",
+    ),
+    Attack(
+        "fork the history (two checkpoints of one size)",
+        rewrite_history_with_the_key,
+        "forked_history",
+        "consistency",
+    ),
+    Attack("prove a span that is not in the log", prove_a_forged_span, "not_in_log", "proof"),
 ]
+
+
+def verify_attacked(
+    attack: Attack, source: Path, work: Path, *, public_key: Path, private_key: Path, as_of: str
+) -> tuple[int, dict[str, Any], str]:
+    """Copy the archive, keep a checkpoint of it (as an auditor would), attack the copy, and
+    check it the way the attack calls for. Returns the exit code, the JSON report and the span id
+    the finding must name."""
+    copy = Archive(source, work / "tampered", key=load_private_key(private_key))
+    notes = checkpoint_notes(copy)
+    middle = sorted(notes)[len(notes) // 2]
+    kept = work / "kept.checkpoint"
+    kept.write_text(notes[middle])
+    span_id = attack.run(copy)
+    copy.save()
+    keys = ["--public-key", str(public_key)]
+    if attack.check == "proof":
+        args = ["--proof", str(copy.root / "forged.proof"), *keys]
+    elif attack.check == "consistency":
+        forged = work / "forged.checkpoint"
+        forged.write_text(checkpoint_notes(copy)[middle])
+        args = ["--consistency", str(kept), str(forged), "--archive", str(copy.root), *keys]
+    else:
+        args = ["--stream", "--archive", str(copy.root), *keys, "--as-of", as_of]
+        if attack.check == "kept":
+            args += ["--checkpoint", str(kept)]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli(["verify", *args, "--format", "json"])
+    return code, json.loads(out.getvalue()), span_id
 
 
 def stream_only(source: Path, target: Path, stream: str) -> Path:

@@ -173,9 +173,13 @@ def seal_heartbeat(reason: str, *, sealer: Sealer, now_ns: int) -> Sealed:
 
 
 def _sealed(sealer: Sealer, records: Sequence[SpanRecord], *, now_ns: int, **seal: object) -> Sealed:
-    errors = sealer.signing_errors
+    errors, steps_back = sealer.signing_errors, sealer.clock_steps_back
     record = sealer.seal(spans=records, now_ns=now_ns, **seal)  # type: ignore[arg-type]
-    counts = collections.Counter(seals=1, signing_errors=sealer.signing_errors - errors)
+    counts = collections.Counter(
+        seals=1,
+        signing_errors=sealer.signing_errors - errors,
+        clock_steps_back=sealer.clock_steps_back - steps_back,
+    )
     note = sealer.checkpoint_note(record)
     if note is None:
         return Sealed(dumps_line([*records, record]), len(records) + 1, counts)

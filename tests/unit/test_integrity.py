@@ -33,7 +33,7 @@ from provtrace.otlpjson import dumps_line, loads_line
 from provtrace.verify import Keys, verify_stream
 from tests.conftest import make_recorded
 from tests.scenario import reference_scenario
-from tests.tamper import ATTACKS, Archive, attribute, rehash_after_edit
+from tests.tamper import ATTACKS, Archive, attribute, rehash_after_edit, verify_attacked
 from tests.waiting import wait_for
 
 scalars = st.one_of(
@@ -308,15 +308,11 @@ def test_verify_of_an_empty_archive_is_a_finding(tmp_path: Path, capsys: pytest.
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=lambda a: a.name)
-def test_each_attack_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str], attack: Any) -> None:
+def test_each_attack_is_named(tmp_path: Path, attack: Any) -> None:
     archive, public, _ = signed_archive(tmp_path)
-    copy = Archive(archive, tmp_path / "tampered")
-    span_id = attack.run(copy)
-    copy.save()
-    last_seal = max(int(s["startTimeUnixNano"]) for s in copy.seals())
-    as_of = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last_seal / 1e9 + 3600))
-    code, report = verify_json(
-        "--stream", "--archive", str(copy.root), "--public-key", str(public), "--as-of", as_of, capsys=capsys
+    as_of = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    code, report, span_id = verify_attacked(
+        attack, archive, tmp_path, public_key=public, private_key=public.with_suffix(".key"), as_of=as_of
     )
     assert code == 1
     kinds = [f["kind"] for f in report["findings"] if f["severity"] == "error"]

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import json
 import os
+import re
 import threading
 import time
 import urllib.error
@@ -65,6 +67,7 @@ class TransitSigner:
         self._lock = threading.Lock()
         self._versions: dict[str, tuple[int, Ed25519PublicKey]] = {}  # key id -> version, key
         self._latest = ""
+        self._created: dict[int, int | None] = {}
         self._refreshed = float("-inf")
         self._down_until = float("-inf")
         self._failures = 0
@@ -147,6 +150,7 @@ class TransitSigner:
                 f"transit key {self.key} is of type {data.get('type')!r}; provtrace needs ed25519"
             )
         versions: dict[str, tuple[int, Ed25519PublicKey]] = {}
+        created: dict[int, int | None] = {}
         latest, latest_version = "", -1
         for number, entry in (data.get("keys") or {}).items():
             try:
@@ -158,19 +162,24 @@ class TransitSigner:
                 ) from None
             key_id = key_id_of(public)
             versions[key_id] = (version, public)
+            created[version] = _rfc3339_ns(str(entry.get("creation_time", "")))
             if version > latest_version:
                 latest, latest_version = key_id, version
         if not latest:
             raise SigningError(f"transit key {self.key} has no versions")
         with self._lock:
             self._versions.update(versions)
+            self._created.update(created)
             self._latest = latest
             self._refreshed = time.monotonic()
 
-    def versions(self) -> dict[int, tuple[str, Ed25519PublicKey]]:
-        """Every known version: its key id and public key (for building a keyring)."""
+    def versions(self) -> dict[int, tuple[str, Ed25519PublicKey, int | None]]:
+        """Every version: its key id, public key and creation time (for building a keyring)."""
         self.refresh()
-        return {version: (key_id, key) for key_id, (version, key) in self._versions.items()}
+        return {
+            version: (key_id, key, self._created.get(version))
+            for key_id, (version, key) in self._versions.items()
+        }
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """One request; after a failure to connect, requests fail at once for a while (up to
@@ -221,3 +230,13 @@ class TransitSigner:
 
     def __repr__(self) -> str:
         return f"TransitSigner({self.address!r}, key={self.key!r}, mount={self.mount!r})"
+
+
+def _rfc3339_ns(text: str) -> int | None:
+    """An RFC 3339 time with up to nanoseconds (as OpenBao writes it) in Unix nanoseconds."""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)", text)
+    if match is None:
+        return None
+    zone = "+00:00" if match[3] == "Z" else match[3]
+    moment = datetime.datetime.fromisoformat(match[1] + zone)
+    return int(moment.timestamp()) * 10**9 + int((match[2] or "0").ljust(9, "0"))

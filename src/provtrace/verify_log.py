@@ -20,7 +20,7 @@ from provtrace import conventions as c
 from provtrace.checkpoint import SignedCheckpoint, checkpoint_of, origin_of, parse_note, signed_note
 from provtrace.errors import InputError
 from provtrace.integrity import SealBody
-from provtrace.keyring import Keys, iso
+from provtrace.keyring import Keys
 from provtrace.merkle import MerkleLog, MerkleTree
 from provtrace.model import SpanRecord
 from provtrace.timestamp import Stamp, TimestampError, check_timestamp
@@ -28,25 +28,17 @@ from provtrace.verify import (
     ALTERED_CHECKPOINT,
     BAD_SIGNATURE,
     BAD_TIMESTAMP,
-    CLOCK_BACKWARDS,
-    CLOCK_SKEW,
     ERROR,
     EXTENDED_AFTER_END,
-    INFO,
-    KEY_OUT_OF_PERIOD,
     NO_MERKLE_LOG,
     PROOF_UNAVAILABLE,
-    REVOKED_KEY,
     REWRITTEN_HISTORY,
-    TIMESTAMP_BACKWARDS,
     TIMESTAMPS_UNCHECKED,
     TREE_MISMATCH,
     WARNING,
     Report,
 )
-
-SKEW_TOLERANCE_NS = 2 * 10**9
-Chain = Mapping[int, tuple[SealBody, SpanRecord]]
+from provtrace.verify_time import Chain, check_clocks, check_key_periods
 
 
 def check_stream_log(
@@ -61,8 +53,8 @@ def check_stream_log(
     seals = [seal for chain in chains.values() for _, seal in chain.values()]
     stamps = _check_anchors(seals, anchors, keys, report)
     for stream, chain in chains.items():
-        _check_clocks(stream, chain, stamps, report)
-        _check_key_periods(stream, chain, stamps, keys, report, whole_stream=True)
+        check_clocks(stream, chain, stamps, report)
+        check_key_periods(stream, chain, stamps, keys, report, whole_stream=True)
     by_origin = {origin_of(stream): (stream, logs[stream], chains[stream]) for stream in chains}
     for checkpoint in kept:
         assert isinstance(checkpoint, SignedCheckpoint)
@@ -79,7 +71,7 @@ def check_trace_anchors(
         body = SealBody.from_record(seal)
         by_stream[body.stream][body.seq] = (body, seal)
     for stream, chain in by_stream.items():
-        _check_key_periods(stream, chain, stamps, keys, report, whole_stream=False)
+        check_key_periods(stream, chain, stamps, keys, report, whole_stream=False)
 
 
 def _check_log(stream: str, chain: Chain, report: Report) -> list[bytes] | None:
@@ -218,103 +210,6 @@ def _imprint(token: bytes) -> bytes | None:
         return decode_timestamp_response(token).tst_info.message_imprint.message
     except ValueError:
         return None
-
-
-def _check_clocks(stream: str, chain: Chain, stamps: Mapping[tuple[str, int], Stamp], report: Report) -> None:
-    """The agent's clock must not run backwards nor ahead of the TSA's; the TSA's must not run
-    backwards. Each is reported once per stream, and times after it are not to be trusted."""
-    origin = origin_of(stream)
-    previous: SealBody | None = None
-    last_stamp: tuple[int, Stamp] | None = None
-    reported: set[str] = set()
-    for seq in sorted(chain):
-        body = chain[seq][0]
-        if (
-            previous is not None
-            and body.time_unix_nano < previous.time_unix_nano
-            and CLOCK_BACKWARDS not in reported
-        ):
-            reported.add(CLOCK_BACKWARDS)
-            report.add(
-                CLOCK_BACKWARDS,
-                WARNING,
-                f"the agent's clock went back {(previous.time_unix_nano - body.time_unix_nano) / 1e9:.3f}s "
-                f"between seal #{previous.seq} and #{seq}: seal times from here on are not trusted"
-                + ("; the time-stamps are" if stamps else ""),
-                stream=stream,
-                seq=seq,
-            )
-        previous = body
-        stamp = stamps.get((origin, seq))
-        if stamp is None:
-            continue
-        slack = stamp.accuracy_ns + SKEW_TOLERANCE_NS
-        if body.time_unix_nano > stamp.gen_time_ns + slack and CLOCK_SKEW not in reported:
-            reported.add(CLOCK_SKEW)
-            report.add(
-                CLOCK_SKEW,
-                WARNING,
-                f"seal #{seq} claims {iso(body.time_unix_nano)}, but the TSA stamped its checkpoint at "
-                f"{iso(stamp.gen_time_ns)}: the agent's clock ran ahead; its times are not trusted",
-                stream=stream,
-                seq=seq,
-            )
-        if last_stamp is not None and stamp.gen_time_ns + slack < last_stamp[1].gen_time_ns:
-            report.add(
-                TIMESTAMP_BACKWARDS,
-                ERROR,
-                f"checkpoint #{seq} was stamped at {iso(stamp.gen_time_ns)}, before checkpoint "
-                f"#{last_stamp[0]} ({iso(last_stamp[1].gen_time_ns)}): the time-stamps contradict the order",
-                stream=stream,
-                seq=seq,
-            )
-        last_stamp = (seq, stamp)
-
-
-def _check_key_periods(
-    stream: str,
-    chain: Chain,
-    stamps: Mapping[tuple[str, int], Stamp],
-    keys: Keys,
-    report: Report,
-    *,
-    whole_stream: bool,
-) -> None:
-    """Seals dated outside their key's validity; seals by a revoked key not proven older than
-    the revocation by a time-stamp (of their checkpoint or, through the chain, a later one)."""
-    origin = origin_of(stream)
-    proven: int | None = None
-    for seq in sorted(chain, reverse=True):
-        body, seal = chain[seq]
-        stamp = stamps.get((origin, seq))
-        if stamp is not None and (proven is None or stamp.gen_time_ns < proven):
-            proven = stamp.gen_time_ns
-        bound = proven if whole_stream else (stamp.gen_time_ns if stamp is not None else None)
-        entry = keys.entries.get(body.key_id)
-        if entry is None or not seal.attr_str(c.SEAL_SIGNATURE):
-            continue
-        where = {"trace_id": seal.trace_id, "span_id": seal.span_id, "stream": stream, "seq": seq}
-        problem = entry.period_problem(body.time_unix_nano)
-        if problem:
-            report.add(KEY_OUT_OF_PERIOD, ERROR, f"seal #{seq} is {problem}", **where)
-        if entry.revoked_at_ns is None:
-            continue
-        if bound is not None and bound < entry.revoked_at_ns:
-            report.add(
-                REVOKED_KEY,
-                INFO,
-                f"seal #{seq} is signed by key {entry.key_id}, revoked at {iso(entry.revoked_at_ns)}, "
-                f"but a time-stamp proves it existed at {iso(bound)}",
-                **where,
-            )
-        else:
-            report.add(
-                REVOKED_KEY,
-                ERROR,
-                f"seal #{seq} is signed by key {entry.key_id}, revoked at {iso(entry.revoked_at_ns)}, and no "
-                "trusted time-stamp proves it was signed before the revocation",
-                **where,
-            )
 
 
 def _check_kept(

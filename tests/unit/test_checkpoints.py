@@ -227,3 +227,27 @@ def test_a_clock_that_goes_back_is_reported(
                            "--public-key", str(tmp_path / "k.pub"), capsys=capsys)  # fmt: skip
     assert code == 0  # not tampering: reported, and its times are not trusted
     assert kinds(report, "warning") == ["clock_backwards"]
+
+
+def test_time_stamps_that_contradict_the_order_of_checkpoints_are_a_finding() -> None:
+    """The TSA's word is trusted time, so two stamps out of order mean one of them lies."""
+    from provtrace.checkpoint import origin_of
+    from provtrace.integrity import SealBody, Sealer
+    from provtrace.timestamp import Stamp
+    from provtrace.verify import Report
+    from provtrace.verify_time import check_clocks
+
+    sealer = Sealer("s", None, heartbeat_interval_s=60, resource={})
+    now = time.time_ns() // 1000 * 1000
+    chain = {}
+    for seq in range(3):
+        seal = sealer.seal(trace_id="1" * 32, parent_span_id="", spans=(), completeness="unchecked",
+                           violations=(), reason="heartbeat", now_ns=now + seq * 10**9)  # fmt: skip
+        chain[seq] = (SealBody.from_record(seal), seal)
+    ok = {(origin_of("s"), seq): Stamp(now + seq * 10**9, 0, "tsa", seq) for seq in range(3)}
+    report = Report()
+    check_clocks("s", chain, ok, report)
+    assert report.findings == []
+    backwards = {**ok, (origin_of("s"), 2): Stamp(now - 60 * 10**9, 0, "tsa", 9)}
+    check_clocks("s", chain, backwards, report)
+    assert sorted(f.kind for f in report.findings) == ["clock_skew", "timestamp_backwards"]

@@ -30,7 +30,8 @@ from provtrace.integrity import (
 from provtrace.merkle import leaf_hash
 from provtrace.model import EventRecord, LinkRecord, SpanRecord
 from provtrace.otlpjson import dumps_line, loads_line
-from provtrace.verify import Keys, verify_stream
+from provtrace.verify import Keys
+from provtrace.verify_streams import verify_stream
 from tests.conftest import make_recorded
 from tests.scenario import reference_scenario
 from tests.tamper import ATTACKS, Archive, attribute, rehash_after_edit, verify_attacked

@@ -40,9 +40,9 @@ from provtrace.verify import (
     Report,
     check_seal,
     exact,
-    verify_scanned,
     verify_trace,
 )
+from provtrace.verify_streams import verify_scanned
 
 PUBLIC_KEY_ENV = "PROVTRACE_PUBLIC_KEY"
 TSA_CERT_ENV = "PROVTRACE_TSA_CERT"

@@ -170,6 +170,8 @@ def _number(value: Any) -> int:
 
 
 def _nanos(value: Any) -> str:
+    if type(value) is str and value.isascii() and value.isdigit() and (value[0] != "0" or len(value) == 1):
+        return value  # already the decimal form the decoder would write back
     if type(value) is int:
         return str(value)
     if type(value) is str and _DIGITS.fullmatch(value):
@@ -243,8 +245,16 @@ def _attributes(items: Any) -> dict[str, Any]:
     return dict(sorted(out.items()))
 
 
+_PLAIN_SPAN = frozenset(
+    ("traceId", "spanId", "parentSpanId", "name", "kind", "startTimeUnixNano", "endTimeUnixNano",
+     "attributes", "events", "links", "status")
+)  # fmt: skip
+
+
 def _view(span: Mapping[str, Any], resource: dict[str, Any], scope: dict[str, Any]) -> dict[str, Any]:
     """The span view of ``spanview``, keys in the same (canonical) order, from OTLP/JSON."""
+    if span.keys() <= _PLAIN_SPAN and not span.get("events") and not span.get("links"):
+        return _plain_view(span, resource, scope)
     status = span.get("status") or {}
     if type(status) is not dict:
         raise _Shape
@@ -288,4 +298,31 @@ def _view(span: Mapping[str, Any], resource: dict[str, Any], scope: dict[str, An
         "status": {"code": _number(status.get("code", 0)), "message": _text(status.get("message", ""))},
         "trace_id": _text(span["traceId"]).lower(),
         "trace_state": _text(span.get("traceState", "")),
+    }
+
+
+def _plain_view(span: Mapping[str, Any], resource: dict[str, Any], scope: dict[str, Any]) -> dict[str, Any]:
+    """``_view`` of the commonest shape: no events, links, dropped counts, flags or trace state."""
+    status = span.get("status") or {}
+    if type(status) is not dict:
+        raise _Shape
+    return {
+        "attributes": _attributes(span.get("attributes") or []),
+        "dropped_attributes_count": 0,
+        "dropped_events_count": 0,
+        "dropped_links_count": 0,
+        "end_time_unix_nano": _nanos(span.get("endTimeUnixNano", 0)),
+        "events": [],
+        "kind": _number(span.get("kind", 0)),
+        "links": [],
+        "name": _text(span.get("name", "")),
+        "parent_is_remote": False,
+        "parent_span_id": _text(span.get("parentSpanId", "")).lower(),
+        "resource": resource,
+        "scope": scope,
+        "span_id": _text(span["spanId"]).lower(),
+        "start_time_unix_nano": _nanos(span.get("startTimeUnixNano", 0)),
+        "status": {"code": _number(status.get("code", 0)), "message": _text(status.get("message", ""))},
+        "trace_id": _text(span["traceId"]).lower(),
+        "trace_state": "",
     }

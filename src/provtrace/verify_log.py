@@ -121,11 +121,6 @@ def _check_anchors(
     """Checkpoint spans against their seals; time-stamps against the TSA roots. Returns the
     verified time-stamps by (stream origin, seq)."""
     by_place = {(origin_of(s.attr_str(c.SEAL_STREAM) or ""), s.attr_int(c.SEAL_SEQ)): s for s in seals}
-    notes: dict[bytes, tuple[tuple[str, int], str]] = {}
-    for place, seal in by_place.items():
-        note = _note_of(seal, keys)
-        if note is not None:
-            notes[hashlib.sha256(note.encode()).digest()] = (place, note)
     stamps: dict[tuple[str, int], Stamp] = {}
     tokens: list[tuple[SpanRecord, bytes]] = []
     for anchor in anchors:
@@ -149,6 +144,11 @@ def _check_anchors(
             "(--tsa-cert FILE); no trusted time is claimed",
         )
         return stamps
+    notes: dict[bytes, tuple[tuple[str, int], str]] = {}  # what each token may cover, by imprint
+    for place, seal in by_place.items():
+        note = _note_of(seal, keys)
+        if note is not None:
+            notes[hashlib.sha256(note.encode()).digest()] = (place, note)
     for anchor, token in tokens:
         report.timestamps_checked += 1
         where = {"trace_id": anchor.trace_id, "span_id": anchor.span_id}

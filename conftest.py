@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins = ["tests.integration.stack"]
+pytest_plugins = ["tests.integration.stack", "tests.integration.tsa", "tests.integration.openbao"]
 
 
 @pytest.fixture(autouse=True, scope="session")

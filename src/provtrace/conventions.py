@@ -244,6 +244,16 @@ SEAL_KEY_ID: Final = "provenance.seal.key_id"
 SEAL_REASON: Final = "provenance.seal.reason"
 SEAL_HEARTBEAT_INTERVAL: Final = "provenance.seal.heartbeat_interval_s"
 SEAL_OPEN_SPANS: Final = "provenance.seal.open_spans"
+# The stream's RFC 6962 Merkle log of span digests: its size and root (hex) after this seal.
+SEAL_TREE_SIZE: Final = "provenance.seal.tree_size"
+SEAL_TREE_ROOT: Final = "provenance.seal.tree_root"
+
+# Self-authenticating anchors beside the seals: the checkpoint of a seal (a C2SP signed note) and
+# an RFC 3161 time-stamp token over that note.
+CHECKPOINT_SPAN_NAME: Final = "provenance.checkpoint"
+CHECKPOINT_NOTE: Final = "provenance.checkpoint.note"
+TIMESTAMP_SPAN_NAME: Final = "provenance.timestamp"
+TIMESTAMP_TOKEN: Final = "provenance.timestamp.token"
 
 COMPLETENESS_COMPLETE: Final = "complete"
 COMPLETENESS_INCOMPLETE: Final = "incomplete"

@@ -139,6 +139,12 @@ def standalone(package: Path) -> None:
         nox.session(name=name)(run)
 
 
+def own_pytest_settings(package: Path) -> bool:
+    """A package with its own [tool.pytest.ini_options] runs on its own; the others still run in
+    the repository's pytest run (see tests/unit/test_layering.py)."""
+    return "[tool.pytest.ini_options]" in (package / "pyproject.toml").read_text(encoding="utf-8")
+
+
 for _package in sorted(p.parent for p in (ROOT / "instrumentation").glob("*/pyproject.toml")):
-    if _package != MCP:
+    if _package != MCP and own_pytest_settings(_package):
         standalone(_package)

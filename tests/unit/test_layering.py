@@ -12,7 +12,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src" / "provtrace"
-PUBLIC = {"provtrace", "provtrace.conventions", "provtrace.instrumentation", "provtrace.testing"}
+PUBLIC = {
+    "provtrace",
+    "provtrace.conventions",
+    "provtrace.instrumentation",
+    "provtrace.genai",
+    "provtrace.testing",
+}
 # Public for tests only: an instrumentation's tests may use the test tooling, its code may not.
 TEST_TOOLING = "provtrace.testing"
 # What the recording API (steps, the instrumentation API) may not load: configuration, pipeline,
@@ -56,10 +62,29 @@ def in_package(name: str, package: str) -> bool:
     return name == package or name.startswith(package + ".")
 
 
+# Packages whose tests still lean on the repository (tests/, scripts/ on sys.path): they run in the
+# repository's own pytest run until they move to provtrace.testing (docs/testing.md), and take
+# their own [tool.pytest.ini_options], which puts them in the nox sessions. Only shrinks.
+NOT_YET_ON_THEIR_OWN = {"anthropic", "botocore", "hvac", "openai"}
+
+
+def own_pytest_settings(package: Path) -> bool:
+    return "[tool.pytest.ini_options]" in (package / "pyproject.toml").read_text(encoding="utf-8")
+
+
+def test_a_package_runs_on_its_own_exactly_when_it_has_its_own_pytest_settings() -> None:
+    packages = {p.parent for p in REPO.glob("instrumentation/*/pyproject.toml")}
+    assert {p.name for p in packages if not own_pytest_settings(p)} == NOT_YET_ON_THEIR_OWN
+
+
 def test_instrumentation_tests_stand_on_their_own() -> None:
     """No imports of the repository's tests/ package and no sys.path edits: they run from an
     environment holding only provtrace and the instrumentation (see the nox sessions)."""
-    files = sorted(REPO.glob("instrumentation/*/tests/**/*.py"))
+    files = sorted(
+        path
+        for path in REPO.glob("instrumentation/*/tests/**/*.py")
+        if path.relative_to(REPO).parts[1] not in NOT_YET_ON_THEIR_OWN
+    )
     assert files
     offenders = sorted(
         f"{path.relative_to(REPO)}: {name}"

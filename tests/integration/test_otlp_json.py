@@ -128,7 +128,7 @@ def test_every_field_of_the_record_model_arrives_unchanged_in_the_collector_arch
         sent = agent.sent(trace_id)
     finally:
         agent.handle.shutdown(timeout_s=60)
-    assert len(sent) == 3  # root, child and the seal
+    assert len(sent) == 4  # root, child, the seal and its checkpoint
     root = next(r for r in sent if r.name == "typed root")
     # The segment holds what the test is about (so a recording change cannot empty it silently).
     assert root.parent_is_remote and root.parent_span_id == "00f067aa0ba902b7"

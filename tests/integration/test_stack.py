@@ -180,7 +180,7 @@ def test_every_attribute_value_type_and_line_separator_arrives_unchanged(agent: 
                 exact.set_attribute(key, value)
     assert agent.handle.force_flush(timeout_s=60)
     sent = agent.sent(decision.trace_id)
-    assert len(sent) == 4  # decision, two tools, seal
+    assert len(sent) == 5  # decision, two tools, the seal and its checkpoint
     from_jaeger = v3_records(agent.stack, decision.trace_id, len(sent))
     from_archive = wait_for_spans(lambda: archived(agent.stack, decision.trace_id), len(sent), "the archive")
     raw = b"".join(path.read_bytes() for path in agent.stack.archive_files())

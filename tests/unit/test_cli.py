@@ -85,7 +85,7 @@ def test_reconstruct_of_an_incomplete_trace_exits_1_and_names_the_violation(
     assert cli(["reconstruct", incomplete, "--archive", str(directory)]) == 1
     out = capsys.readouterr().out
     assert "LINK-APPROVAL" in out
-    assert "evidence: incomplete" in out
+    assert "EVIDENCE   INCOMPLETE" in out
 
 
 def test_find_by_target_nhi_secret_action_and_time(
@@ -145,8 +145,9 @@ def test_an_unreadable_archive_line_is_a_finding_and_the_rest_is_still_read(
     shown = run_cli("reconstruct", complete, "--archive", str(directory))
     assert shown.returncode == 1  # the unreadable line might have held part of this trace
     assert f"warning: skipped {directory / 'zz-torn.jsonl'}:2" in shown.stderr
-    assert "integrity: FAILED: unreadable_line" in shown.stdout
-    assert "evidence: complete" in shown.stdout
+    assert "INTEGRITY  FAILED" in shown.stdout
+    assert "unreadable_line" in shown.stdout
+    assert "EVIDENCE   COMPLETE" in shown.stdout
 
 
 def test_unreachable_jaeger_is_an_input_error(tmp_path: Path) -> None:
@@ -178,11 +179,12 @@ def test_reconstruct_of_an_altered_archive_exits_1_naming_the_finding(
     copy.save()
     assert cli(["reconstruct", complete, "--archive", str(copy.root)]) == 1
     out = capsys.readouterr().out
-    assert f"integrity: FAILED: altered_span span {span_id}" in out
+    assert "INTEGRITY  FAILED" in out
+    assert f"ERROR altered_span: span {span_id}" in out
     assert cli(["reconstruct", complete, "--archive", str(directory)]) == 0
-    assert "integrity: VERIFIED" in capsys.readouterr().out
+    assert "INTEGRITY  VERIFIED" in capsys.readouterr().out
     assert cli(["reconstruct", complete, "--archive", str(copy.root), "--no-verify"]) == 0
-    assert "integrity: not checked" in capsys.readouterr().out
+    assert "INTEGRITY  NOT CHECKED" in capsys.readouterr().out
 
 
 def test_reconstruct_without_a_trusted_key_says_signatures_were_not_checked(
@@ -191,4 +193,6 @@ def test_reconstruct_without_a_trusted_key_says_signatures_were_not_checked(
     directory, complete, _ = archive
     monkeypatch.delenv("PROVTRACE_PUBLIC_KEY")
     assert cli(["reconstruct", complete, "--archive", str(directory)]) == 1
-    assert "integrity: NOT VERIFIED: signatures_unchecked" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "INTEGRITY  NOT VERIFIED" in out
+    assert "signatures_unchecked" in out

@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import provtrace
 from provtrace.content import SECRETS
 from provtrace.tracing import AuditSampler, audit_span_limits
+from tests.example_agent import example_run  # noqa: F401 - the session fixture of the example agent's evidence
 
 
 @dataclass

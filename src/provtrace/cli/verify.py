@@ -38,6 +38,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = commands.add_parser("verify", help="check digests, seals, signatures and the chain")
     parser.add_argument("trace_id", metavar="TRACE_ID", nargs="?")
     parser.add_argument("--stream", action="store_true", help="verify every stream in the archive")
+    parser.add_argument(
+        "--in-toto", metavar="FILE", help="verify an in-toto attestation from provtrace export"
+    )
     add_key_argument(parser)
     parser.add_argument(
         "--as-of",
@@ -91,6 +94,10 @@ def verify_one(source: EvidenceSource, trace_id: str, records: list[SpanRecord],
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.in_toto:
+        from provtrace.cli import attestation
+
+        return attestation.run(args, trusted_keys(args.public_key))
     if bool(args.trace_id) == bool(args.stream):
         raise InputError("give either a TRACE_ID or --stream")
     keys = trusted_keys(args.public_key)

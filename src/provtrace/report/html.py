@@ -134,7 +134,7 @@ def _step(
     depth = "" if step.depth == 0 else f" depth-{step.depth}" if step.depth <= 3 else " depth-deep"
     flag = " flagged" if marks else ""
     mark = f" <span class='finding'>✗ {_e(', '.join(marks).upper())}</span>" if marks else ""
-    error = " <span class='error'>ERROR</span>" if step.status == "error" else ""
+    error = " <span class='error'>ERROR</span>" if words.says_error(step) else ""
     who = words.who(step, home)
     items = [f"<li>{_e(text)}</li>" for text in words.link_lines(step, chain)]
     items += [

@@ -63,7 +63,7 @@ def _step(step: ChainStep, chain: DecisionChain, verdicts: Verdicts, origin: int
         f"{pad}- **#{step.index}** {offset(step.start_ns, origin)} **{step.step}** "
         f"{_escape(words.describe(step))}"
         + (f" _({_escape(extra)})_" if extra else "")
-        + (" **ERROR**" if step.status == "error" else "")
+        + (" **ERROR**" if words.says_error(step) else "")
         + (f" **✗ {', '.join(marks).upper()}**" if marks else "")
     )
     inner = pad + "  "

@@ -100,20 +100,24 @@ def _decisions(out: _Out, chain: DecisionChain) -> None:
         out.line(Text(f"Trace {chain.trace_id}: {missing_decision(chain)}", "red"))
 
 
-def header(step: ChainStep, origin: int, home: ChainStep | None, marks: list[str]) -> Text:
-    """The one line that introduces a step."""
+def header(step: ChainStep, origin: int, home: ChainStep | None, marks: list[str], width: int) -> Text:
+    """The one line that introduces a step: what it did is shortened so that who did it and any
+    finding always fit in ``width``."""
     line = Text(f"#{step.index:<3}", style="bold")
-    line.append(f"{offset(step.start_ns, origin):>9} ")
+    line.append(f"{offset(step.start_ns, origin):>7} ")
     line.append(f"{step.step:<{_STEP_WIDTH}}", style="bold")
-    line.append(words.describe(step))
+    tail = Text()
     extra = words.who(step, home)
     if extra:
-        line.append(f"  [{extra}]", style="dim")
-    if step.status == "error":
-        line.append("  ERROR", style="bold red")
+        tail.append(f"  [{extra}]", style="dim")
+    if words.says_error(step):
+        tail.append("  ERROR", style="bold red")
     if marks:
-        line.append(f"  ✗ {', '.join(marks).upper()}", style="bold red")
-    return line
+        tail.append(f"  ✗ {', '.join(marks).upper()}", style="bold red")
+    room = max(8, width - len(line) - len(tail))
+    what = words.describe(step)
+    line.append(what if len(what) <= room else what[: room - 1] + "…")
+    return line + tail
 
 
 def _block_lines(block: words.Block, indent: int, out: _Out, *, full: bool, index: int) -> None:
@@ -144,14 +148,15 @@ def _body(out: _Out, step: ChainStep, chain: DecisionChain, indent: int, *, full
 
 
 def _steps(
-    out: _Out, chain: DecisionChain, verdicts: Verdicts, steps: Iterable[ChainStep], full: bool
+    out: _Out, chain: DecisionChain, verdicts: Verdicts, steps: Iterable[ChainStep], options: RenderOptions
 ) -> None:
     home = chain.decisions[0] if chain.decisions else None
     origin = home.start_ns if home else min((s.start_ns for s in chain.steps), default=0)
     for step in steps:
         indent = 2 * min(step.depth, _MAX_INDENT_LEVELS)
-        out.line(header(step, origin, home, verdicts.marks(step.span_ids)), indent, no_wrap=True)
-        _body(out, step, chain, indent + 5, full=full)
+        line = header(step, origin, home, verdicts.marks(step.span_ids), options.width - indent)
+        out.line(line, indent, no_wrap=True)
+        _body(out, step, chain, indent + 5, full=options.full or options.step is not None)
 
 
 def render(chain: DecisionChain, verdicts: Verdicts, options: RenderOptions) -> str:
@@ -165,7 +170,7 @@ def render(chain: DecisionChain, verdicts: Verdicts, options: RenderOptions) -> 
         if step is None:
             out.line(Text(f"no step #{options.step} in this trace (it has {len(chain.steps)})", "red"))
             return out.text()
-        _steps(out, chain, verdicts, [step], True)
+        _steps(out, chain, verdicts, [step], options)
         out.blank()
         out.line(Text("Recorded attributes", style="bold"))
         for text in attribute_lines(step):
@@ -174,7 +179,7 @@ def render(chain: DecisionChain, verdicts: Verdicts, options: RenderOptions) -> 
     calls = sum(1 for s in chain.steps if s.server)
     merged = f"; {calls} call(s) across services, both sides shown as one step" if calls else ""
     out.line(Text(f"Steps ({len(chain.steps)}{merged})", style="bold"))
-    _steps(out, chain, verdicts, chain.steps, options.full)
+    _steps(out, chain, verdicts, chain.steps, options)
     out.blank()
     for text in seal_lines(chain):
         out.line(text)

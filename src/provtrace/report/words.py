@@ -19,7 +19,7 @@ from provtrace.reconstruct import ChainStep, DecisionChain
 from provtrace.recorded import Content
 from provtrace.report.basics import printable
 from provtrace.report.diff import change_lines
-from provtrace.report.jsontext import fit
+from provtrace.report.jsontext import WIDTH, fit
 
 # Lines kept per content block before it is folded (text, markdown; --full shows all).
 FOLD_LINES = 12
@@ -74,9 +74,7 @@ def describe(step: ChainStep) -> str:
     if step.step == c.STEP_ACTION:
         privileged = " [privileged]" if f.get(c.ACTION_PRIVILEGED) is True else ""
         codes = f.get(c.GUARD_VIOLATIONS, ())
-        refused = (
-            f" (guard: {printable(', '.join(map(str, codes)))})" if isinstance(codes, tuple) and codes else ""
-        )
+        refused = f" ({printable(', '.join(map(str, codes)))})" if isinstance(codes, tuple) and codes else ""
         return (
             f"{_fact(step, c.ACTION_TYPE)} on {_fact(step, c.ACTION_TARGET)}{privileged} → "
             f"{_fact(step, c.OUTCOME, 'NO OUTCOME')}{refused}"
@@ -85,6 +83,12 @@ def describe(step: ChainStep) -> str:
         method = f" by {_fact(step, c.VERIFICATION_METHOD)}" if c.VERIFICATION_METHOD in f else ""
         return f"verified{method} → {_fact(step, c.VERIFICATION_RESULT, 'NO RESULT')}"
     return printable(step.name)
+
+
+def says_error(step: ChainStep) -> bool:
+    """Whether a header should add ERROR: not when the outcome already says the step failed."""
+    outcome = step.facts.get(c.OUTCOME)
+    return step.status == "error" and outcome not in (c.OUTCOME_FAILURE, c.OUTCOME_REFUSED)
 
 
 def who(step: ChainStep, home: ChainStep | None) -> str:
@@ -126,8 +130,14 @@ def _part_lines(role: str, part: Any) -> list[Line]:
         return [Line(f"{label}: {first.text}", "role"), *(Line("  " + r.text) for r in rest)]
     if kind == "tool_call":
         call_id = f" {printable(str(part.get('id')))}" if part.get("id") else ""
-        name = printable(str(part.get("name", "?")))
-        return [Line(f"→ proposes tool call{call_id} {name} {_compact(part.get('arguments', {}))}", "call")]
+        head = f"→ proposes tool call{call_id} {printable(str(part.get('name', '?')))}"
+        arguments = fit(part.get("arguments", {}), WIDTH - len(head) - 1)
+        if len(arguments) == 1:
+            return [Line(f"{head} {printable(arguments[0])}", "call")]
+        return [
+            Line(head, "call"),
+            *(Line("    " + printable(text), "call") for text in fit(part.get("arguments"))),
+        ]
     if kind == "tool_call_response":
         call_id = f" {printable(str(part.get('id')))}" if part.get("id") else ""
         return [Line(f"{role}: tool result{call_id} {_compact(part.get('response'))}", "role")]
@@ -264,7 +274,7 @@ def _fact_lines(step: ChainStep) -> list[str]:
             lines.append("tokens: " + ", ".join(printable(u) for u in usage))
     if step.status == "error":
         lines.append(f"status: error {printable(step.status_message)}".rstrip())
-    lines.extend(f"exception: {printable(e)}" for e in step.errors)
+    lines.extend(f"exception: {printable(e)}" for e in step.errors if e != step.status_message)
     return lines
 
 

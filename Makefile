@@ -10,7 +10,7 @@ PACKAGES := -e ".[dev,docs]"
 PYTEST_ARGS ?=
 CODE := src tests examples scripts bench $(wildcard instrumentation/*/src instrumentation/*/tests)
 
-.PHONY: install lint typecheck docs stack-build stack-up stack-down stack-status unit test demo bench clean
+.PHONY: install lint typecheck docs stack-build browser stack-up stack-down stack-status unit test demo bench clean
 
 $(INSTALLED): pyproject.toml $(wildcard instrumentation/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ docs: install
 stack-build:
 	bash scripts/build-stack.sh all
 
+# Headless Chromium (Debian packages) for the HTML report tests.
+browser:
+	bash scripts/install-browser.sh
+
 stack-up: install stack-build
 	$(PY) scripts/stack.py up
 
@@ -46,7 +50,7 @@ unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 # The integration tests start (and stop) their own collector and Jaeger on free loopback ports.
-test: lint typecheck docs stack-build
+test: lint typecheck docs stack-build browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: install

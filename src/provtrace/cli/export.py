@@ -10,7 +10,7 @@ from pathlib import Path
 
 from provtrace.attest import envelope, statement
 from provtrace.cli.formats import as_json
-from provtrace.cli.sources import add_source_arguments, open_source, warn_unreadable
+from provtrace.cli.sources import add_source_arguments, open_source, read_trace
 from provtrace.cli.verify import add_key_argument, trusted_keys, verdict, verify_one
 from provtrace.errors import InputError
 from provtrace.integrity import load_private_key
@@ -49,10 +49,7 @@ def run(args: argparse.Namespace) -> int:
     key = load_private_key(key_path) if args.format == "in-toto" and key_path else None
     keys = trusted_keys(args.public_key)
     source = open_source(args)
-    records = source.trace(trace_id)
-    warn_unreadable(source)
-    if not records:
-        raise InputError(f"trace {trace_id} not found in {source.description}")
+    records = read_trace(source, trace_id)
     chain = reconstruct(trace_id, records)
     report = verify_one(source, trace_id, records, keys)
     verdicts = Verdicts.of(chain, report, verdict(report), source.description)

@@ -8,7 +8,7 @@ import os
 import sys
 
 from provtrace.cli.formats import add_format_argument
-from provtrace.cli.sources import add_source_arguments, open_source, warn_unreadable
+from provtrace.cli.sources import add_source_arguments, open_source, read_trace
 from provtrace.cli.verify import add_key_argument, trusted_keys, verdict, verify_one
 from provtrace.errors import InputError
 from provtrace.readers.jaeger import check_trace_id
@@ -59,10 +59,7 @@ def run(args: argparse.Namespace) -> int:
     trace_id = check_trace_id(args.trace_id)
     keys = None if args.no_verify else trusted_keys(args.public_key)
     source = open_source(args)
-    records = source.trace(trace_id)
-    warn_unreadable(source)
-    if not records:
-        raise InputError(f"trace {trace_id} not found in {source.description}")
+    records = read_trace(source, trace_id)
     chain = reconstruct(trace_id, records)
     if args.step is not None and chain.step_at(args.step) is None:
         raise InputError(f"trace {trace_id} has no step #{args.step} (it has {len(chain.steps)} steps)")

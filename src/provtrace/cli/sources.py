@@ -13,6 +13,7 @@ from pathlib import Path
 from provtrace.config import default_home
 from provtrace.errors import InputError
 from provtrace.fetch import DEFAULT_DEADLINE_S
+from provtrace.model import SpanRecord
 from provtrace.readers.archive import ArchiveSource
 from provtrace.readers.base import EvidenceSource
 from provtrace.readers.jaeger import JaegerSource
@@ -52,6 +53,18 @@ def _seconds(text: str) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
     return value
+
+
+def read_trace(source: EvidenceSource, trace_id: str) -> list[SpanRecord]:
+    """Every span of one trace; a trace that is not there is one error line, which also says how
+    many lines of the archive could not be read (they may have held it)."""
+    records = source.trace(trace_id)
+    if records:
+        warn_unreadable(source)
+        return records
+    skipped = list(getattr(source, "unreadable", ()))
+    hint = f" ({len(skipped)} unreadable line(s) skipped, first {skipped[0]})" if skipped else ""
+    raise InputError(f"trace {trace_id} not found in {source.description}{hint}")
 
 
 def warn_unreadable(source: EvidenceSource) -> None:

@@ -16,6 +16,7 @@ _MAX_INDENT_LEVELS = 8
 
 def _inline(text: str) -> str:
     """Text inside inline code: backticks cannot close it early."""
+    text = printable(text)
     fence = "``" if "`" in text else "`"
     return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
 
@@ -60,7 +61,7 @@ def _step(step: ChainStep, chain: DecisionChain, verdicts: Verdicts, origin: int
     extra = words.who(step, home)
     marks = verdicts.marks(step.span_ids)
     title = (
-        f"{pad}- **#{step.index}** {offset(step.start_ns, origin)} **{step.step}** "
+        f"{pad}- **#{step.index}** {offset(step.start_ns, origin)} **{_escape(step.step)}** "
         f"{_escape(words.describe(step))}"
         + (f" _({_escape(extra)})_" if extra else "")
         + (" **ERROR**" if words.says_error(step) else "")

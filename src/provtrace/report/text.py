@@ -105,7 +105,7 @@ def header(step: ChainStep, origin: int, home: ChainStep | None, marks: list[str
     finding always fit in ``width``."""
     line = Text(f"#{step.index:<3}", style="bold")
     line.append(f"{offset(step.start_ns, origin):>7} ")
-    line.append(f"{step.step:<{_STEP_WIDTH}}", style="bold")
+    line.append(f"{printable(step.step):<{_STEP_WIDTH}}", style="bold")
     tail = Text()
     extra = words.who(step, home)
     if extra:

@@ -180,13 +180,10 @@ def test_with_no_source_the_configured_archive_is_read_and_named(
     monkeypatch.setenv("PROVTRACE_HOME", str(example_run.archive.parent))
     assert cli(["reconstruct", example_run.complete, "--public-key", str(example_run.public_key)]) == 0
     words = " ".join(capsys.readouterr().out.split())  # a long path wraps at 100 columns
-    assert f"SOURCE archive {example_run.archive} (configured by $PROVTRACE_HOME/archive)" in words
+    assert f"SOURCE archive {example_run.archive} (from $PROVTRACE_HOME)" in words
     monkeypatch.setenv("PROVTRACE_ARCHIVE_DIR", str(example_run.archive))
     assert cli(["find", "--target", "sg-123/rule-9"]) == 0
-    assert (
-        f"from archive {example_run.archive} (configured by $PROVTRACE_ARCHIVE_DIR)"
-        in capsys.readouterr().out
-    )
+    assert f"from archive {example_run.archive} (from $PROVTRACE_ARCHIVE_DIR)" in capsys.readouterr().out
     monkeypatch.setenv("PROVTRACE_ARCHIVE_DIR", str(example_run.archive / "missing"))
     assert cli(["reconstruct", example_run.complete]) == 2
     assert "name the source with --jaeger URL or --archive DIR" in capsys.readouterr().err

@@ -74,13 +74,13 @@ def warn_unreadable(source: EvidenceSource) -> None:
 
 
 def configured_archive() -> tuple[Path, str]:
-    """The archive directory provtrace writes by configuration, and which setting named it."""
+    """The archive directory provtrace writes by configuration, and where that came from."""
     explicit = os.environ.get(ARCHIVE_ENV)
     if explicit:
-        return Path(explicit), f"${ARCHIVE_ENV}"
-    home = default_home()
-    how = "$PROVTRACE_HOME" if os.environ.get("PROVTRACE_HOME") else "the default home"
-    return home / "archive", f"{how}/archive"
+        return Path(explicit), f"from ${ARCHIVE_ENV}"
+    if os.environ.get("PROVTRACE_HOME"):
+        return default_home() / "archive", "from $PROVTRACE_HOME"
+    return default_home() / "archive", "provtrace's default archive"
 
 
 def open_source(args: argparse.Namespace) -> EvidenceSource:
@@ -97,5 +97,5 @@ def open_source(args: argparse.Namespace) -> EvidenceSource:
             f"does not exist{sent}: name the source with --jaeger URL or --archive DIR"
         )
     source = ArchiveSource(directory)
-    source.description = f"archive {directory} (configured by {how})"
+    source.description = f"archive {directory} ({how})"
     return source

@@ -50,6 +50,8 @@ _PSEUDO_TAGS = {
 KNOWN_ARRAYS = {
     c.LINKS_MIRROR,
     c.CONTENT_TRUNCATED,
+    c.CONTENT_KEYED,
+    c.POLICY_ACTIONS,
     c.ACTION_REQUIRE,
     c.GUARD_VIOLATIONS,
     c.GEN_AI_RESPONSE_FINISH_REASONS,
@@ -391,7 +393,13 @@ def interpretations(record: SpanRecord) -> Iterator[SpanRecord]:
     """Every typing of a v1 record's ambiguous values (JSON text that may have been an array or a
     kvlist, "" that may have been the empty value), most likely first. The verifier accepts the
     record if one of them matches the sealed digest: the values themselves are fixed, only their
-    types are unknown."""
+    types are unknown. v1 drops the span flags too, so whether the parent was remote (an MCP
+    server's span parented on its client's) is offered both ways."""
+    for remote in (False, True) if record.parent_span_id else (False,):
+        yield from _typings(dataclasses.replace(record, parent_is_remote=remote))
+
+
+def _typings(record: SpanRecord) -> Iterator[SpanRecord]:
     groups = [_options(record.attributes, known=True)]
     groups += [_options(event.attributes, known=False) for event in record.events]
     sizes = [len(group) for group in groups]

@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render(chain: DecisionChain, fmt: str, report: Report | None = None, source: str = "") -> str:
-    """The report of a chain read from elsewhere (a quarantine entry)."""
-    verdicts = Verdicts.of(chain, report, verdict(report) if report else "", source)
+    """The report of a chain read from elsewhere (a quarantine entry: its integrity is checked
+    once it is released and read back from the archive or Jaeger)."""
+    why = "not checked here: a quarantined segment is verified once released and read back"
+    verdicts = Verdicts.of(chain, report, verdict(report) if report else "", source, unchecked_because=why)
     return render_report(chain, fmt, verdicts, RenderOptions())

@@ -21,10 +21,15 @@ class Verdicts:
     integrity: str
     report: Report | None
     source: str
+    unchecked_because: str = "the integrity check was skipped (--no-verify)"
 
     @classmethod
-    def of(cls, chain: DecisionChain, report: Report | None, integrity: str, source: str) -> Verdicts:
-        return cls(chain.completeness, integrity if report is not None else NOT_CHECKED, report, source)
+    def of(
+        cls, chain: DecisionChain, report: Report | None, integrity: str, source: str, **why: str
+    ) -> Verdicts:
+        return cls(
+            chain.completeness, integrity if report is not None else NOT_CHECKED, report, source, **why
+        )
 
     @property
     def ok(self) -> bool:
@@ -45,7 +50,7 @@ class Verdicts:
 
     def integrity_detail(self) -> str:
         if self.report is None:
-            return "the integrity check was skipped (--no-verify): the chain below is unproven"
+            return f"{self.unchecked_because}: the chain below is unproven"
         counts = f"{self.report.spans_checked} span(s), {self.report.seals_checked} seal(s)"
         problems = [f for f in self.report.findings if f.severity == ERROR]
         if not problems:

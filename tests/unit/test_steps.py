@@ -29,8 +29,13 @@ def links_of(span: ReadableSpan) -> list[tuple[str, int]]:
     return [(str((link.attributes or {})[c.LINK_TYPE]), link.context.span_id) for link in span.links]
 
 
-def mirror(*links: tuple[str, ReadableSpan]) -> tuple[str, ...]:
-    return tuple(f"{kind}:{span.context.trace_id:032x}:{span.context.span_id:016x}" for kind, span in links)
+def mirror(*links: tuple[str, ReadableSpan] | tuple[str, ReadableSpan, str]) -> tuple[str, ...]:
+    """The ``provenance.links`` entries of these links (with the tool call id a link names)."""
+    return tuple(
+        f"{link[0]}:{link[1].context.trace_id:032x}:{link[1].context.span_id:016x}"
+        + (f":{link[2]}" if len(link) > 2 else "")
+        for link in links
+    )
 
 
 def test_reference_scenario_names_attributes_and_links(recorded: Recorded) -> None:
@@ -75,7 +80,7 @@ def test_reference_scenario_names_attributes_and_links(recorded: Recorded) -> No
     tool = recorded.span("execute_tool lookup_rule")
     assert attrs(tool) == {
         **common,
-        c.LINKS_MIRROR: mirror(("triggered_by", llm)),
+        c.LINKS_MIRROR: mirror(("triggered_by", llm, "call_lookup")),
         c.STEP: "tool_call",
         c.NHI_ID: "svc-secops@prod",
         c.GEN_AI_OPERATION_NAME: "execute_tool",
@@ -139,7 +144,7 @@ def test_reference_scenario_names_attributes_and_links(recorded: Recorded) -> No
             ("authorized_by", policy),
             ("approved_by", approval),
             ("used_secret", secret),
-            ("triggered_by", llm),
+            ("triggered_by", llm, "call_open"),
         ),
         c.STEP: "action",
         c.NHI_ID: "svc-secops@prod",
@@ -479,4 +484,4 @@ def test_triggered_by_links_only_the_steps_the_model_proposed(recorded: Recorded
         for kind, link in zip([k for k, _ in links_of(action)], action.links, strict=True)
         if kind == "triggered_by"
     ] == [("triggered_by", "c2")]
-    assert attrs(spans[0])[c.LINKS_MIRROR] == mirror(("triggered_by", llm))
+    assert attrs(spans[0])[c.LINKS_MIRROR] == mirror(("triggered_by", llm, "c1"))

@@ -8,9 +8,9 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PACKAGES := -e ".[dev,docs]"
 PYTEST_ARGS ?=
-CODE := src tests examples scripts bench $(wildcard instrumentation/*/src instrumentation/*/tests)
+CODE := src tests examples scripts bench conftest.py noxfile.py $(wildcard instrumentation/*/src instrumentation/*/tests)
 
-.PHONY: install lint typecheck docs stack-build browser stack-up stack-down stack-status unit test demo bench clean
+.PHONY: install lint typecheck docs stack-build browser stack-up stack-down stack-status unit instrumentation test demo bench clean
 
 $(INSTALLED): pyproject.toml $(wildcard instrumentation/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -49,9 +49,21 @@ stack-status:
 unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-# The integration tests start (and stop) their own collector and Jaeger on free loopback ports.
+# Each instrumentation's tests, in environments of their own (one per version line, see
+# noxfile.py), cached outside the repository; NOX_ARGS="-s mcp1" runs one session.
+NOX_ARGS ?=
+instrumentation: install stack-build
+	PROVTRACE_REQUIRE_STACK=1 $(VENV)/bin/nox $(NOX_ARGS)
+
+# Instrumentations without pytest settings of their own still run with the SDK's tests.
+WITH_THE_SDK := $(patsubst %/pyproject.toml,%/tests,$(shell grep -L '^\[tool.pytest.ini_options\]' instrumentation/*/pyproject.toml))
+
+# The integration tests start (and stop) their own collector and Jaeger on free loopback ports;
+# here they must run (PROVTRACE_REQUIRE_STACK=1: no binary, no skip but a failure). The html
+# report tests need headless Chromium (make browser).
 test: lint typecheck docs stack-build browser
-	$(PY) -m pytest $(PYTEST_ARGS)
+	PROVTRACE_REQUIRE_STACK=1 $(PY) -m pytest tests $(WITH_THE_SDK) $(PYTEST_ARGS)
+	PROVTRACE_REQUIRE_STACK=1 $(VENV)/bin/nox $(NOX_ARGS)
 
 demo: install
 	$(PY) scripts/demo.py
@@ -60,4 +72,4 @@ bench: install
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis build instrumentation/*/build

@@ -13,7 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.throughput import recorded_spans
-from provtrace.integrity import SealBody, Sealer, span_digest
+from provtrace.integrity import Sealer, signed_message, span_digest
 from provtrace.records import to_record
 
 ROUNDS = 5
@@ -37,7 +37,7 @@ def run() -> dict[str, Any]:
     key = Ed25519PrivateKey.generate()
     signed = Sealer("bench", key, heartbeat_interval_s=60, resource={})
     unsigned = Sealer("bench", None, heartbeat_interval_s=60, resource={})
-    body = SealBody.from_record(
+    body = signed_message(
         signed.seal(
             trace_id=records[0].trace_id,
             parent_span_id="",
@@ -47,7 +47,7 @@ def run() -> dict[str, Any]:
             reason="root_ended",
             now_ns=0,
         )
-    ).canonical()
+    )
 
     def seal_all(sealer: Sealer) -> None:
         for trace_id, segment in segments.items():

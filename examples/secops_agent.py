@@ -6,23 +6,32 @@ reachability. A second run lacks the approval: the action guard refuses it befor
 
 The rule lookup and the firewall change go through a real MCP server over stdio
 (examples/firewall_mcp_server.py), reached through the instrumented MCP client: both sides of
-each call land in the decision's trace. The model and the secret store are plain functions here,
-so the example runs anywhere; provtrace records the same evidence whatever stands behind them.
+each call land in the decision's trace. The model is asked through the real ``openai`` client,
+instrumented too, against the OpenAI-compatible server in examples/llm_server.py, started here on
+loopback (or the one ``OPENAI_BASE_URL`` names): it proposes the lookup and the change as tool
+calls, and the steps that carry them out are linked ``triggered_by`` its answer. The firewall
+token is read from OpenBao (or Vault) with plain hvac, at ``VAULT_ADDR`` with ``VAULT_TOKEN``: the
+hvac instrumentation records the fetch (which secret, which version, as which identity) and
+taints the value. No step of the agent is hand-written except the policy check, the approval,
+the action and the verification, which are the agent's own decisions.
 
-Run it with ``make demo``, or directly: ``python examples/secops_agent.py`` (it prints the trace
-ids; ``provtrace reconstruct TRACE_ID --archive DIR`` shows the chain).
+Run it with ``make demo`` (which starts a dev OpenBao holding ``kv/fw-api-token``), or directly
+with ``VAULT_ADDR`` and ``VAULT_TOKEN`` set: ``python examples/secops_agent.py`` (it prints the
+trace ids; ``provtrace reconstruct TRACE_ID --archive DIR`` shows the chain).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
+import hvac
+import openai
+from llm_server import Reply, ToolCall, serve
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
 import provtrace
@@ -37,20 +46,26 @@ FIREWALL_SERVER = StdioServerParameters(
 
 
 CHANGE = {"sg": "sg-123", "rule": "rule-9", "port": 443, "proto": "tcp", "cidr": "10.0.0.0/24"}
+MODEL = "gpt-4o"
+TOOLS = [
+    {"type": "function", "function": {"name": name, "description": text, "parameters": {"type": "object"}}}
+    for name, text in (("lookup_rule", "the rules of a security group"), ("open_rule", "open a port"))
+]
+# What the local model server answers to the alert: a rule lookup and the change, as tool calls.
+PROPOSAL = Reply(
+    match="What should we change?",
+    text="Open 443/tcp on sg-123 for 10.0.0.0/24; it matches change CHG-42.",
+    tool_calls=(ToolCall("lookup_rule", {"sg": "sg-123"}), ToolCall("open_rule", CHANGE)),
+)
 
 
-def call_model(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stands in for a chat completion: the model proposes a rule lookup and the change, as tool
-    calls in the OpenTelemetry GenAI message shape (what provtrace links later steps to)."""
-    return {
-        "role": "assistant",
-        "parts": [
-            {"type": "text", "content": "Open 443/tcp on sg-123 for 10.0.0.0/24; it matches change CHG-42."},
-            {"type": "tool_call", "id": "call_1", "name": "lookup_rule", "arguments": {"sg": "sg-123"}},
-            {"type": "tool_call", "id": "call_2", "name": "open_rule", "arguments": CHANGE},
-        ],
-        "finish_reason": "tool_call",
-    }
+def ask_model(model: openai.OpenAI, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """A chat completion offering the firewall tools (the instrumentation records it as an
+    llm_call, its tool calls as proposals); returns the arguments of the proposed change."""
+    answer = model.chat.completions.create(model=MODEL, messages=messages, tools=TOOLS)  # type: ignore[arg-type]
+    calls = answer.choices[0].message.tool_calls or []
+    change = next(call for call in calls if call.type == "function" and call.function.name == "open_rule")
+    return dict(json.loads(change.function.arguments))
 
 
 async def firewall(session: ClientSession, tool: str, **arguments: Any) -> dict[str, Any]:
@@ -61,9 +76,14 @@ async def firewall(session: ClientSession, tool: str, **arguments: Any) -> dict[
     return result.structured_content
 
 
-def read_from_vault() -> str:
-    """Stands in for a secret store read; the value is a fresh random token on every run."""
-    return "fwtok-" + secrets.token_urlsafe(18)
+def read_firewall_token() -> str:
+    """Plain hvac: no provtrace call here, the instrumentation records the fetch."""
+    vault = hvac.Client(url=os.environ["VAULT_ADDR"], token=os.environ.get("VAULT_TOKEN"))
+    answer = vault.secrets.kv.v2.read_secret_version(
+        path="fw-api-token", mount_point="kv", raise_on_deleted_version=True
+    )
+    token: str = answer["data"]["data"]["token"]
+    return token
 
 
 def evaluate_policy(request: dict[str, Any]) -> tuple[bool, str]:
@@ -81,7 +101,9 @@ async def verify(session: ClientSession, request: dict[str, Any]) -> None:
             check.failed(detail="the rule is not in the firewall")
 
 
-async def contain(session: ClientSession, incident: dict[str, str], *, with_approval: bool) -> str:
+async def contain(
+    session: ClientSession, model: openai.OpenAI, incident: dict[str, str], *, with_approval: bool
+) -> str:
     """One decision; returns its trace id."""
     with provtrace.decision(
         f"contain {incident['id']}",
@@ -91,19 +113,12 @@ async def contain(session: ClientSession, incident: dict[str, str], *, with_appr
     ) as decision:
         question = f"Alert {incident['id']}: {incident['signal']}. What should we change?"
         messages = [
-            {"role": "system", "parts": [{"type": "text", "content": "You are a cautious security agent."}]},
-            {"role": "user", "parts": [{"type": "text", "content": question}]},
+            {"role": "system", "content": "You are a cautious security agent."},
+            {"role": "user", "content": question},
         ]
-        with provtrace.llm_call(model="gpt-4o", provider="openai") as llm:
-            llm.record_input(messages)
-            answer = call_model(messages)
-            llm.record_output([answer])
-        request = next(p["arguments"] for p in answer["parts"] if p.get("name") == "open_rule")
+        request = ask_model(model, messages)
         before = await firewall(session, "lookup_rule", sg=request["sg"])
-        with provtrace.secret_fetch(
-            store="vault", ref="kv/fw-api-token", nhi="svc-fw", version="7"
-        ) as secret:
-            token = secret.record_value(read_from_vault())
+        token = read_firewall_token()
         with provtrace.policy_check("fw-change", version="3", engine="opa", input=request) as policy:
             allowed, reason = evaluate_policy(request)
             if allowed:
@@ -132,19 +147,33 @@ async def contain(session: ClientSession, incident: dict[str, str], *, with_appr
     return decision.trace_id
 
 
-async def both_incidents() -> tuple[str, str]:
+async def both_incidents(model: openai.OpenAI) -> tuple[str, str]:
     async with stdio_client(FIREWALL_SERVER) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
-        complete = await contain(session, ALERT, with_approval=True)
-        refused = await contain(session, {**ALERT, "id": "INC-4712"}, with_approval=False)
+        complete = await contain(session, model, ALERT, with_approval=True)
+        refused = await contain(session, model, {**ALERT, "id": "INC-4712"}, with_approval=False)
     return complete, refused
 
 
+def run_incidents() -> tuple[str, str]:
+    """Both incidents, asking the model server ``OPENAI_BASE_URL`` names, else a local one."""
+    if os.environ.get("OPENAI_BASE_URL"):
+        return anyio.run(both_incidents, openai.OpenAI())
+    with serve(replies=[PROPOSAL]) as server:
+        model = openai.OpenAI(base_url=server.url + "/v1", api_key="local-model-server", max_retries=0)
+        return anyio.run(both_incidents, model)
+
+
 def main() -> int:
+    if not os.environ.get("VAULT_ADDR"):
+        print(
+            "set VAULT_ADDR and VAULT_TOKEN to an OpenBao or Vault holding kv/fw-api-token (make demo does)"
+        )
+        return 2
     handle = provtrace.configure(service_name="secops-agent")
     provtrace.instrument()
     try:
-        complete, refused = anyio.run(both_incidents)
+        complete, refused = run_incidents()
         delivered = handle.force_flush(timeout_s=30)
     finally:
         handle.shutdown(timeout_s=30)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stack as stack_module
+from openbao import OpenBao, OpenBaoError
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "var" / "demo"
@@ -56,6 +58,31 @@ def start_stack() -> stack_module.Stack | None:
     return stack
 
 
+def start_openbao() -> OpenBao | None:
+    """A dev OpenBao holding the firewall token at kv/fw-api-token, and a token for the agent that
+    may read only that secret (its identity is what the secret fetch records)."""
+    banner("secret store (OpenBao dev server)")
+    bao = OpenBao(DEMO / "openbao")
+    try:
+        bao.start()
+    except OpenBaoError as exc:
+        print(f"OpenBao could not start ({exc})")
+        return None
+    bao.request("POST", "sys/mounts/kv", {"type": "kv", "options": {"version": "2"}})
+    bao.request("POST", "kv/data/fw-api-token", {"data": {"token": "fwtok-" + secrets.token_urlsafe(18)}})
+    policy = 'path "kv/data/fw-api-token" { capabilities = ["read"] }'
+    bao.request("POST", "sys/policies/acl/fw-read", {"policy": policy})
+    print(f"OpenBao at {bao.url}, audit log {bao.audit_log}")
+    return bao
+
+
+def agent_token(bao: OpenBao) -> str:
+    answer = bao.request("POST", "auth/token/create", {"policies": ["fw-read"], "display_name": "svc-fw"})
+    assert isinstance(answer, dict)
+    token: str = answer["auth"]["client_token"]
+    return token
+
+
 def wait_for_trace(url: str, seconds: float = 30.0) -> bool:
     """Bounded wait until Jaeger serves the trace (the collector forwards asynchronously)."""
     deadline = time.monotonic() + seconds
@@ -74,6 +101,16 @@ def main() -> int:
         shutil.rmtree(DEMO / "archive", ignore_errors=True)
     DEMO.mkdir(parents=True, exist_ok=True)
     stack = start_stack()
+    bao = start_openbao()
+    if bao is None:
+        return 1
+    try:
+        return run(stack, bao)
+    finally:
+        bao.stop()
+
+
+def run(stack: stack_module.Stack | None, bao: OpenBao) -> int:
     keys = DEMO / "keys" / "provtrace-signing"
     if not keys.with_suffix(".key").exists():
         banner("signing key")
@@ -83,6 +120,8 @@ def main() -> int:
         "PROVTRACE_HOME": str(DEMO / "home"),
         "PROVTRACE_SIGNING_KEY": str(keys.with_suffix(".key")),
         "SECOPS_RESULT_FILE": str(DEMO / "result.json"),
+        "VAULT_ADDR": bao.url,
+        "VAULT_TOKEN": agent_token(bao),
     }
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     if stack is not None:

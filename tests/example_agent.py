@@ -1,6 +1,7 @@
 """The example agent (examples/secops_agent.py) run for real: its MCP firewall server in a
-subprocess, both recording into one archive with one signing key. Tests of the investigator's
-tools read what it left, as an investigator would."""
+subprocess, its model behind the real openai client (the local model server it starts), its token
+read from a real OpenBao with plain hvac, everything recorded into one archive with one signing
+key. Tests of the investigator's tools read what it left, as an investigator would."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ import dataclasses
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
+import urllib.error
 from pathlib import Path
 
 import pytest
 
 from provtrace.integrity import write_key_pair
+from tests.integration.openbao import OpenBao
 
 REPO = Path(__file__).resolve().parents[1]
 AGENT = REPO / "examples" / "secops_agent.py"
@@ -30,7 +34,21 @@ class ExampleRun:
     refused: str  # INC-4712, refused by the guard
 
 
-def run_example(home: Path, env: dict[str, str] | None = None) -> ExampleRun:
+def seed(bao: OpenBao) -> dict[str, str]:
+    """The firewall token at kv/fw-api-token, and the settings of an agent that may read only it
+    (what make demo sets up)."""
+    mounts = bao.call("GET", "sys/mounts") or {}
+    if "kv/" not in mounts.get("data", mounts):
+        bao.call("POST", "sys/mounts/kv", {"type": "kv", "options": {"version": "2"}})
+    try:
+        bao.call("GET", "kv/data/fw-api-token")  # written once per server: the version stays 1
+    except urllib.error.HTTPError:
+        bao.call("POST", "kv/data/fw-api-token", {"data": {"token": "fwtok-" + secrets.token_urlsafe(18)}})
+    token = bao.token_for("fw-read", 'path "kv/data/fw-api-token" { capabilities = ["read"] }')
+    return {"VAULT_ADDR": bao.address, "VAULT_TOKEN": token}
+
+
+def run_example(home: Path, bao: OpenBao, env: dict[str, str] | None = None) -> ExampleRun:
     """Run the example agent once; ``env`` adds settings (e.g. an OTLP endpoint)."""
     keys = home / "keys"
     write_key_pair(keys / "agent.key", keys / "agent.pub")
@@ -43,6 +61,7 @@ def run_example(home: Path, env: dict[str, str] | None = None) -> ExampleRun:
             "PROVTRACE_HOME": str(home / "agent-home"),
             "PROVTRACE_SIGNING_KEY": str(keys / "agent.key"),
             "SECOPS_RESULT_FILE": str(result_file),
+            **seed(bao),
             **(env or {}),
         }
     )
@@ -62,9 +81,9 @@ def run_example(home: Path, env: dict[str, str] | None = None) -> ExampleRun:
 
 
 @pytest.fixture(scope="session")
-def example_run(tmp_path_factory: pytest.TempPathFactory) -> ExampleRun:
+def example_run(tmp_path_factory: pytest.TempPathFactory, openbao: OpenBao) -> ExampleRun:
     """One run for the whole session: the tests only read what it left."""
-    return run_example(tmp_path_factory.mktemp("example"))
+    return run_example(tmp_path_factory.mktemp("example"), openbao)
 
 
 _PATTERNS = [

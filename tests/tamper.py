@@ -4,6 +4,8 @@ produce. Shared by the tamper tests on the embedded archive and on the collector
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import json
 import shutil
 from collections.abc import Callable, Iterator
@@ -14,9 +16,20 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from provtrace import conventions as c
-from provtrace.integrity import key_id_of, seal_digest, seal_payload, span_digest
+from provtrace.checkpoint import checkpoint_of, signed_note
+from provtrace.cli.main import main as cli
+from provtrace.integrity import (
+    SealBody,
+    key_id_of,
+    load_private_key,
+    seal_digest,
+    signed_message,
+    span_digest,
+)
+from provtrace.merkle import MerkleLog
 from provtrace.model import SpanRecord
 from provtrace.otlpjson import decode_traces, dumps_line
+from provtrace.proofs import dump_bundle, make_bundle
 
 Line = dict[str, Any]
 
@@ -24,9 +37,10 @@ Line = dict[str, Any]
 class Archive:
     """A copy of an archive directory, edited span by span and written back."""
 
-    def __init__(self, source: Path, target: Path) -> None:
+    def __init__(self, source: Path, target: Path, *, key: Ed25519PrivateKey | None = None) -> None:
         shutil.copytree(source, target)
         self.root = target
+        self.key = key  # the emitter's own signing key, for attacks by whoever holds it
         self.files = sorted(target.rglob("*.jsonl"))
         self.lines: dict[Path, list[Line]] = {
             path: [json.loads(text) for text in path.read_text(encoding="utf-8").split("\n") if text.strip()]
@@ -41,6 +55,9 @@ class Archive:
                     for scope in resource["scopeSpans"]:
                         for position, span in enumerate(scope["spans"]):
                             yield path, index, scope["spans"], position, span
+
+    def records(self) -> list[SpanRecord]:
+        return [r for lines in self.lines.values() for line in lines for r in decode_traces(line)]
 
     def seals(self) -> list[Line]:
         return [s for *_, s in self.spans() if s["name"] == c.SEAL_SPAN_NAME]
@@ -82,6 +99,10 @@ class Attack:
     name: str
     run: Callable[[Archive], str]  # edits the copy; returns the span id the finding must name ("" if none)
     finding: str
+    # How the auditor checks: "stream" (verify --stream), "kept" (verify --stream with a checkpoint
+    # kept before the attack), "consistency" (verify --consistency KEPT FORGED), "proof" (verify
+    # --proof of the bundle the attack wrote).
+    check: str = "stream"
 
 
 def change_attribute(archive: Archive) -> str:
@@ -156,16 +177,47 @@ def _recover_seal(archive: Archive, seal: Line, action_id: str) -> None:
 
 
 def _resign(archive: Archive, seal: Line, key: Ed25519PrivateKey | None) -> str:
-    """Recompute the seal's digest (and signature, if a key is given) over its current content."""
+    """Recompute the seal's digest (and signature, if a key is given) over its current content,
+    and rewrite its checkpoint span to match (keeping the old signature when there is no key)."""
     if key is not None:
         set_attribute(seal, c.SEAL_KEY_ID, {"stringValue": key_id_of(key.public_key())})
-    record = archive.record(seal["spanId"])
-    digest = seal_digest(record)
+    digest = seal_digest(archive.record(seal["spanId"]))
     set_attribute(seal, c.SEAL_DIGEST, {"stringValue": digest})
     if key is not None:
-        signature = base64.b64encode(key.sign(seal_payload(archive.record(seal["spanId"])))).decode()
+        signature = base64.b64encode(key.sign(signed_message(archive.record(seal["spanId"])))).decode()
         set_attribute(seal, c.SEAL_SIGNATURE, {"stringValue": signature})
+    text = checkpoint_of(archive.record(seal["spanId"]))
+    for *_, span in archive.spans():
+        if span["name"] == c.CHECKPOINT_SPAN_NAME and span.get("parentSpanId") == seal["spanId"] and text:
+            old = attribute(span, c.CHECKPOINT_NOTE)
+            if key is not None:
+                raw = base64.b64decode(attribute(seal, c.SEAL_SIGNATURE))
+                note = signed_note(text.text(), text.origin, key.public_key(), raw)
+            else:
+                note = text.text() + old[old.rindex("\n\n") + 1 :]
+            set_attribute(span, c.CHECKPOINT_NOTE, {"stringValue": note})
     return digest
+
+
+def sorted_seals(archive: Archive) -> list[Line]:
+    return sorted(archive.seals(), key=lambda s: int(attribute(s, c.SEAL_SEQ)))
+
+
+def _reseal_from(archive: Archive, first: int, key: Ed25519PrivateKey | None) -> None:
+    """Recompute tree heads, chain links, digests (and signatures) from the ``first`` seal on."""
+    seals = sorted_seals(archive)
+    log = MerkleLog()
+    prev = ""
+    for index, seal in enumerate(seals):
+        for leaf in SealBody.from_record(archive.record(seal["spanId"])).leaves():
+            log.append(leaf)
+        if index < first:
+            prev = str(attribute(seal, c.SEAL_DIGEST))
+            continue
+        set_attribute(seal, c.SEAL_PREV, {"stringValue": prev})
+        set_attribute(seal, c.SEAL_TREE_SIZE, {"intValue": str(log.size)})
+        set_attribute(seal, c.SEAL_TREE_ROOT, {"stringValue": log.root().hex()})
+        prev = _resign(archive, seal, key)
 
 
 def reseal_with_another_key(archive: Archive) -> str:
@@ -179,18 +231,49 @@ def reseal_with_another_key(archive: Archive) -> str:
 
 
 def rehash_after_edit(archive: Archive) -> str:
-    """Edit the action, then recompute every digest and the whole chain after it, without any
-    key (the old signatures stay and no longer verify): what digests alone cannot catch."""
+    """Edit the action, then recompute every digest, tree head and the whole chain after it,
+    without any key (the old signatures stay and no longer verify): what digests alone cannot
+    catch."""
+    return _rewrite(archive, None)
+
+
+def _rewrite(archive: Archive, key: Ed25519PrivateKey | None) -> str:
     action = archive.step(c.STEP_ACTION)
     set_attribute(action, c.ACTION_TARGET, {"stringValue": "sg-999/rule-0"})
-    seals = sorted(archive.seals(), key=lambda s: int(attribute(s, c.SEAL_SEQ)))
+    seals = sorted_seals(archive)
     first = next(i for i, s in enumerate(seals) if s["traceId"] == action["traceId"])
     _recover_seal(archive, seals[first], action["spanId"])
-    digest = _resign(archive, seals[first], None)
-    for seal in seals[first + 1 :]:
-        set_attribute(seal, c.SEAL_PREV, {"stringValue": digest})
-        digest = _resign(archive, seal, None)
+    _reseal_from(archive, first, key)
     return str(seals[first]["spanId"])
+
+
+def checkpoint_notes(archive: Archive) -> dict[int, str]:
+    """The signed checkpoints of the archive's checkpoint spans, by seal seq."""
+    notes = {}
+    for *_, span in archive.spans():
+        if span["name"] == c.CHECKPOINT_SPAN_NAME:
+            note = str(attribute(span, c.CHECKPOINT_NOTE))
+            notes[int(note.split("\n")[3].split()[1])] = note
+    return notes
+
+
+def rewrite_history_with_the_key(archive: Archive) -> str:
+    """What an operator holding the signing key can do: edit the action and re-sign everything
+    after it, checkpoints included. The archive is consistent in itself (verify --stream alone
+    passes); only a checkpoint that left the host earlier shows the rewrite."""
+    assert archive.key is not None
+    _rewrite(archive, archive.key)
+    return ""
+
+
+def prove_a_forged_span(archive: Archive) -> str:
+    """Take a genuine inclusion proof of the action and swap in an edited action: the span is
+    not in the log, whatever the bundle claims."""
+    action = archive.step(c.STEP_ACTION)
+    bundle = make_bundle(archive.records(), str(action["spanId"]))
+    bundle["span"]["attributes"][c.ACTION_TARGET] = {"string": "sg-999/rule-0"}
+    (archive.root / "forged.proof").write_bytes(dump_bundle(bundle))
+    return ""
 
 
 def _field_edit(edit: Callable[[Line], None], step: str = c.STEP_ACTION) -> Callable[[Archive], str]:
@@ -282,7 +365,50 @@ ATTACKS = [
         _seal_edit(lambda s: s["attributes"].append({"key": "note", "value": {"stringValue": "ok"}})),
         "altered_seal",
     ),
+    Attack(
+        "rewrite history, re-signed with the same key",
+        rewrite_history_with_the_key,
+        "rewritten_history",
+        "kept",
+    ),
+    Attack(
+        "fork the history (two checkpoints of one size)",
+        rewrite_history_with_the_key,
+        "forked_history",
+        "consistency",
+    ),
+    Attack("prove a span that is not in the log", prove_a_forged_span, "not_in_log", "proof"),
 ]
+
+
+def verify_attacked(
+    attack: Attack, source: Path, work: Path, *, public_key: Path, private_key: Path, as_of: str
+) -> tuple[int, dict[str, Any], str]:
+    """Copy the archive, keep a checkpoint of it (as an auditor would), attack the copy, and
+    check it the way the attack calls for. Returns the exit code, the JSON report and the span id
+    the finding must name."""
+    copy = Archive(source, work / "tampered", key=load_private_key(private_key))
+    notes = checkpoint_notes(copy)
+    middle = sorted(notes)[len(notes) // 2]
+    kept = work / "kept.checkpoint"
+    kept.write_text(notes[middle])
+    span_id = attack.run(copy)
+    copy.save()
+    keys = ["--public-key", str(public_key)]
+    if attack.check == "proof":
+        args = ["--proof", str(copy.root / "forged.proof"), *keys]
+    elif attack.check == "consistency":
+        forged = work / "forged.checkpoint"
+        forged.write_text(checkpoint_notes(copy)[middle])
+        args = ["--consistency", str(kept), str(forged), "--archive", str(copy.root), *keys]
+    else:
+        args = ["--stream", "--archive", str(copy.root), *keys, "--as-of", as_of]
+        if attack.check == "kept":
+            args += ["--checkpoint", str(kept)]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli(["verify", *args, "--format", "json"])
+    return code, json.loads(out.getvalue()), span_id
 
 
 def stream_only(source: Path, target: Path, stream: str) -> Path:

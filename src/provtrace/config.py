@@ -24,18 +24,18 @@ from opentelemetry.sdk.trace import Tracer as SdkTracer
 from provtrace import __about__, metrics, runtime
 from provtrace import conventions as c
 from provtrace.content import DEFAULT_MAX_CONTENT_BYTES, CapturePolicy
-from provtrace.errors import ConfigurationError, KeyFileError
+from provtrace.errors import ConfigurationError, KeyFileError, SigningError
 from provtrace.fetch import url_problem
-from provtrace.integrity import load_private_key
 from provtrace.keyed import DIGEST_KEY, load_digest_key
 from provtrace.pipeline import Pipeline, PipelineSettings
 from provtrace.processor import ProcessorLimits
 from provtrace.rules import Rule
 from provtrace.runtime import Health
 from provtrace.sealing import ViolationHandler
+from provtrace.signing import signer_from
 from provtrace.spool import SpoolError
 from provtrace.tracing import AuditSampler, audit_span_limits
-from provtrace.violations import log_violation
+from provtrace.violations import ViolationLog
 
 logger = logging.getLogger("provtrace")
 
@@ -250,15 +250,18 @@ def _headers(headers: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
 
 
 def _signing_key(signing_key: Any) -> Any:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    key = _setting(signing_key, "PROVTRACE_SIGNING_KEY")
-    if key is None or isinstance(key, Ed25519PrivateKey):
-        return key
+    """A signer (``provtrace.signing``): a key file, a key object, ``transit:[MOUNT/]KEY``."""
     try:
-        return load_private_key(key)
-    except KeyFileError as exc:
+        return signer_from(_setting(signing_key, "PROVTRACE_SIGNING_KEY"))
+    except (KeyFileError, SigningError) as exc:
         raise ConfigurationError(f"signing_key: {exc}") from exc
+
+
+def _tsa_url(tsa_url: str | None) -> str | None:
+    url = _setting(tsa_url, "PROVTRACE_TSA_URL")
+    if url is not None and not str(url).startswith(("http://", "https://")):
+        raise ConfigurationError(f"tsa_url must be an http:// or https:// URL, got {url!r}")
+    return str(url) if url is not None else None
 
 
 def build_settings(
@@ -281,6 +284,8 @@ def build_settings(
     violation_handler: ViolationHandler | None = None,
     headers: Mapping[str, str] | None = None,
     spool_fsync: bool = True,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    tsa_url: str | None = None,
 ) -> tuple[PipelineSettings, CapturePolicy]:
     """Resolve keywords, environment and defaults into validated settings."""
     home = default_home()
@@ -321,13 +326,16 @@ def build_settings(
             minimum=0.001,
         ),
     )
-    handler: ViolationHandler = violation_handler or log_violation
+    handler: ViolationHandler = violation_handler or ViolationLog()
     if not callable(handler):
         raise ConfigurationError("violation_handler must be a callable taking a ViolationReport")
     user_rules = tuple(rules)
     for rule in user_rules:
         if not callable(rule):
             raise ConfigurationError(f"rules must be callables taking a SegmentContext, got {rule!r}")
+    checkpoints = _setting(checkpoint_dir, "PROVTRACE_CHECKPOINT_DIR")
+    if checkpoints is None:
+        checkpoints = Path(archive) / "checkpoints" if archive is not None else home / "checkpoints"
     settings = PipelineSettings(
         service_name=str(name),
         completeness=_choice(
@@ -355,6 +363,8 @@ def build_settings(
         violation_handler=handler,
         headers=_headers(headers),
         spool_fsync=spool_fsync,
+        checkpoint_dir=Path(checkpoints),
+        tsa_url=_tsa_url(tsa_url),
     )
     return settings, capture
 
@@ -382,6 +392,8 @@ def configure(
     meter_provider: MeterProvider | None = None,
     spool_fsync: bool = True,
     digest_key: str | os.PathLike[str] | None = None,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    tsa_url: str | None = None,
 ) -> Provtrace:
     """Start recording provenance; see DESIGN.md and docs/configuration.md for every setting.
 
@@ -409,6 +421,8 @@ def configure(
         violation_handler=violation_handler,
         headers=headers,
         spool_fsync=spool_fsync,
+        checkpoint_dir=checkpoint_dir,
+        tsa_url=tsa_url,
     )
     key = _digest_key(digest_key)
     with _lock:

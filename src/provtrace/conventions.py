@@ -60,6 +60,43 @@ OUTCOME_REFUSED: Final = "refused"
 SECRET_STORE: Final = "provenance.secret.store"
 SECRET_REF: Final = "provenance.secret.ref"
 SECRET_VERSION: Final = "provenance.secret.version"
+# What a secret store said about a fetch (secret-store instrumentations; never the value).
+SECRET_OPERATION: Final = "provenance.secret.operation"  # e.g. kv.read, auth.login, GetSecretValue
+SECRET_ENGINE: Final = "provenance.secret.engine"  # e.g. kv-v2, database, secretsmanager, sts
+SECRET_MOUNT: Final = "provenance.secret.mount"  # a Vault mount point
+SECRET_ARN: Final = "provenance.secret.arn"
+SECRET_VERSION_STAGES: Final = "provenance.secret.version_stages"
+SECRET_TYPE: Final = "provenance.secret.type"  # an SSM parameter's type
+SECRET_REQUEST_ID: Final = "provenance.secret.request_id"  # the store's own id of the request
+SECRET_RETRIES: Final = "provenance.secret.retries"
+SECRET_REFS: Final = "provenance.secret.refs"  # a batch fetch: the references it returned
+SECRET_ERRORS: Final = "provenance.secret.errors"  # a batch fetch: `ref:error` per failed item
+LEASE_ID: Final = "provenance.lease.id"
+LEASE_DURATION: Final = "provenance.lease.duration_s"
+LEASE_RENEWABLE: Final = "provenance.lease.renewable"
+
+# --- the identity a credential belongs to (looked up once per credential, never the secret) ---
+NHI_ACCESSOR: Final = "provenance.nhi.accessor"  # a Vault token's accessor
+NHI_ENTITY_ID: Final = "provenance.nhi.entity_id"
+NHI_POLICIES: Final = "provenance.nhi.policies"
+NHI_AUTH_PATH: Final = "provenance.nhi.auth_path"  # where a Vault token was issued
+NHI_ARN: Final = "provenance.nhi.arn"  # the AWS caller identity
+NHI_ACCOUNT: Final = "provenance.nhi.account"
+NHI_ACCESS_KEY_ID: Final = "provenance.nhi.access_key_id"
+NHI_CREDENTIAL_SOURCE: Final = "provenance.nhi.credential_source"  # botocore's credentials method
+NHI_LOOKUP_ERROR: Final = "provenance.nhi.lookup_error"  # why the identity could not be looked up
+
+# --- credential issuance: a secret_fetch whose secret is a newly issued credential -------------
+CREDENTIAL_METHOD: Final = "provenance.credential.method"  # approle, jwt, kubernetes, AssumeRole, ...
+CREDENTIAL_ROLE: Final = "provenance.credential.role"
+CREDENTIAL_SESSION_NAME: Final = "provenance.credential.session_name"
+CREDENTIAL_ACCESSOR: Final = "provenance.credential.accessor"
+CREDENTIAL_ENTITY_ID: Final = "provenance.credential.entity_id"
+CREDENTIAL_POLICIES: Final = "provenance.credential.policies"
+CREDENTIAL_TOKEN_TYPE: Final = "provenance.credential.token_type"
+CREDENTIAL_ACCESS_KEY_ID: Final = "provenance.credential.access_key_id"
+CREDENTIAL_ARN: Final = "provenance.credential.arn"
+CREDENTIAL_EXPIRES_AT: Final = "provenance.credential.expires_at"
 
 # --- policy_check ----------------------------------------------------------------------------
 POLICY_ID: Final = "provenance.policy.id"
@@ -96,6 +133,14 @@ CHANGE_AFTER_SHA256: Final = "provenance.change.after.sha256"
 CHANGE_BEFORE_CONTENT: Final = "provenance.change.before.content"
 CHANGE_AFTER_CONTENT: Final = "provenance.change.after.content"
 GUARD_VIOLATIONS: Final = "provenance.guard.violations"
+# Secret changes (secret-store instrumentations): the version replaced and the one written.
+CHANGE_BEFORE_VERSION: Final = "provenance.change.before.version"
+CHANGE_AFTER_VERSION: Final = "provenance.change.after.version"
+ACTION_SECRET_WRITE: Final = "secret.write"
+ACTION_SECRET_ROTATE: Final = "secret.rotate"
+ACTION_SECRET_STAGE: Final = "secret.stage"
+ACTION_SECRET_DELETE: Final = "secret.delete"
+ACTION_SECRET_RESTORE: Final = "secret.restore"
 
 # --- verification ----------------------------------------------------------------------------
 VERIFICATION_RESULT: Final = "provenance.verification.result"
@@ -111,12 +156,14 @@ LINK_APPROVED_BY: Final = "approved_by"
 LINK_USED_SECRET: Final = "used_secret"
 LINK_TRIGGERED_BY: Final = "triggered_by"
 LINK_VERIFIES: Final = "verifies"
+LINK_WRITTEN_BY: Final = "written_by"  # secret fetch -> the action that wrote the version it read
 LINK_TYPES: Final = (
     LINK_AUTHORIZED_BY,
     LINK_APPROVED_BY,
     LINK_USED_SECRET,
     LINK_TRIGGERED_BY,
     LINK_VERIFIES,
+    LINK_WRITTEN_BY,
 )
 
 # --- OTel GenAI / MCP / general semantic conventions (v1.41.1 names) -------------------------
@@ -135,6 +182,27 @@ GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
 GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
 GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
 GEN_AI_OPERATION_CHAT: Final = "chat"
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+GEN_AI_TOOL_DEFINITIONS: Final = "gen_ai.tool.definitions"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+GEN_AI_REQUEST_TOP_K: Final = "gen_ai.request.top_k"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_STOP_SEQUENCES: Final = "gen_ai.request.stop_sequences"
+GEN_AI_REQUEST_SEED: Final = "gen_ai.request.seed"
+GEN_AI_REQUEST_FREQUENCY_PENALTY: Final = "gen_ai.request.frequency_penalty"
+GEN_AI_REQUEST_PRESENCE_PENALTY: Final = "gen_ai.request.presence_penalty"
+GEN_AI_REQUEST_CHOICE_COUNT: Final = "gen_ai.request.choice.count"
+GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
+GEN_AI_OUTPUT_TYPE: Final = "gen_ai.output.type"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+# An llm_call whose streamed answer was closed, abandoned or broken off before its end: the output
+# digest and content cover what reached the caller.
+OUTPUT_PARTIAL: Final = "provenance.output.partial"
 GEN_AI_OPERATION_EXECUTE_TOOL: Final = "execute_tool"
 
 MCP_METHOD_NAME: Final = "mcp.method.name"
@@ -145,6 +213,7 @@ JSONRPC_REQUEST_ID: Final = "jsonrpc.request.id"
 NETWORK_TRANSPORT: Final = "network.transport"
 NETWORK_PROTOCOL_NAME: Final = "network.protocol.name"
 ERROR_TYPE: Final = "error.type"
+CLOUD_REGION: Final = "cloud.region"
 SERVICE_NAME: Final = "service.name"
 GEN_AI_PROMPT_NAME: Final = "gen_ai.prompt.name"
 RPC_RESPONSE_STATUS_CODE: Final = "rpc.response.status_code"
@@ -175,6 +244,16 @@ SEAL_KEY_ID: Final = "provenance.seal.key_id"
 SEAL_REASON: Final = "provenance.seal.reason"
 SEAL_HEARTBEAT_INTERVAL: Final = "provenance.seal.heartbeat_interval_s"
 SEAL_OPEN_SPANS: Final = "provenance.seal.open_spans"
+# The stream's RFC 6962 Merkle log of span digests: its size and root (hex) after this seal.
+SEAL_TREE_SIZE: Final = "provenance.seal.tree_size"
+SEAL_TREE_ROOT: Final = "provenance.seal.tree_root"
+
+# Self-authenticating anchors beside the seals: the checkpoint of a seal (a C2SP signed note) and
+# an RFC 3161 time-stamp token over that note.
+CHECKPOINT_SPAN_NAME: Final = "provenance.checkpoint"
+CHECKPOINT_NOTE: Final = "provenance.checkpoint.note"
+TIMESTAMP_SPAN_NAME: Final = "provenance.timestamp"
+TIMESTAMP_TOKEN: Final = "provenance.timestamp.token"
 
 COMPLETENESS_COMPLETE: Final = "complete"
 COMPLETENESS_INCOMPLETE: Final = "incomplete"

@@ -25,6 +25,11 @@ COUNTER_NAMES: Final = (
     "handler_errors",
     "guard_refusals",
     "steps_unrecorded",
+    "checkpoints",
+    "signing_errors",
+    "timestamps",
+    "timestamp_errors",
+    "clock_steps_back",
 )
 GAUGE_NAMES: Final = ("buffered_spans", "buffered_traces", "spool_pending_bytes")
 

@@ -32,3 +32,7 @@ class ProvenanceViolation(ProvtraceError):
     def __init__(self, message: str, codes: Sequence[str] = ()) -> None:
         super().__init__(message)
         self.codes = tuple(codes)
+
+
+class SigningError(ProvtraceError):
+    """A seal could not be signed (the key service refused or could not be reached)."""

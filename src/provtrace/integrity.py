@@ -1,9 +1,9 @@
-"""Span digests, signed and chained seals, and the keys that sign them.
+"""Signed and chained seals, the stream's Merkle log, and the key files that sign them.
 
-The span view is a fixed, source-independent projection of a span: the same digest comes out of a
-span in the agent, a line of the archive, or a trace read back from Jaeger. A seal commits to the
-digests of one flushed segment, to its completeness verdict and to the previous seal of the same
-stream, and is signed with Ed25519, in the manner of CloudTrail's chained digest files.
+A seal commits to the digests of one flushed segment (see ``provtrace.spanview``), to its
+completeness verdict, to the previous seal of the same stream (in the manner of CloudTrail's
+chained digest files) and to the stream's RFC 6962 tree head after it; its Ed25519 signature is
+over its checkpoint (``provtrace.checkpoint``), which names the seal's digest.
 """
 
 from __future__ import annotations
@@ -11,121 +11,32 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-import math
+import logging
 import os
 import secrets
 import stat
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from provtrace import conventions as c
-from provtrace.content import canonical_json
-from provtrace.errors import KeyFileError
+from provtrace.checkpoint import checkpoint_of, signed_note
+from provtrace.errors import KeyFileError, SigningError
+from provtrace.merkle import MerkleLog
 from provtrace.model import AttrValue, SpanRecord
+from provtrace.signing import FileSigner, Signer, key_id_of
+from provtrace.spanview import canonical_view, span_digest
 
-# --- span view and digest --------------------------------------------------------------------
+__all__ = ["key_id_of", "span_digest"]  # re-exported: where callers have always found them
 
-
-class _ViewBuilder:
-    """Builds the span view, noting whether it holds floats or non-ASCII attribute keys (which
-    rule out the fast canonical encoding, see ``content.canonical_json``)."""
-
-    __slots__ = ("plain",)
-
-    def __init__(self) -> None:
-        self.plain = True
-
-    def typed(self, value: AttrValue) -> dict[str, Any]:
-        """A value tagged with its OTLP type, so that values equal in JSON but of different types
-        (``1`` and ``"1"``, bytes and their base64 text, an empty value and ``""``) digest apart.
-        A kvlist is a JSON object: its digest does not depend on key order."""
-        if value is None:
-            return {}
-        if isinstance(value, str):
-            return {"string": value}
-        if isinstance(value, bool):
-            return {"bool": value}
-        if isinstance(value, int):
-            return {"int": str(value)}
-        if isinstance(value, float):
-            if math.isfinite(value):
-                self.plain = False
-                return {"double": value}
-            return {"double": "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")}
-        if isinstance(value, bytes):
-            return {"bytes": base64.b64encode(value).decode("ascii")}
-        if isinstance(value, tuple):
-            return {"array": [self.typed(v) for v in value]}
-        return {"kvlist": self.attributes(value)}
-
-    def attributes(self, attributes: Mapping[str, AttrValue]) -> dict[str, Any]:
-        out = {}
-        for key, value in attributes.items():
-            if not key.isascii():
-                self.plain = False
-            out[key] = self.typed(value)
-        return out
-
-    def view(self, record: SpanRecord) -> dict[str, Any]:
-        """The fixed view of a span that its digest covers (DESIGN.md, Integrity): every field an
-        attacker could change to mislead an investigator, events and links in recorded order."""
-        return {
-            "trace_id": record.trace_id,
-            "span_id": record.span_id,
-            "parent_span_id": record.parent_span_id,
-            "parent_is_remote": record.parent_is_remote,
-            "trace_state": record.trace_state,
-            "name": record.name,
-            "kind": record.kind,
-            "start_time_unix_nano": str(record.start_ns),
-            "end_time_unix_nano": str(record.end_ns),
-            "status": {"code": record.status_code, "message": record.status_message},
-            "attributes": self.attributes(record.attributes),
-            "dropped_attributes_count": record.dropped_attributes,
-            "events": [
-                {
-                    "name": event.name,
-                    "time_unix_nano": str(event.time_ns),
-                    "attributes": self.attributes(event.attributes),
-                    "dropped_attributes_count": event.dropped_attributes,
-                }
-                for event in record.events
-            ],
-            "dropped_events_count": record.dropped_events,
-            "links": [
-                {
-                    "trace_id": link.trace_id,
-                    "span_id": link.span_id,
-                    "trace_state": link.trace_state,
-                    "attributes": self.attributes(link.attributes),
-                    "dropped_attributes_count": link.dropped_attributes,
-                }
-                for link in record.links
-            ],
-            "dropped_links_count": record.dropped_links,
-            "resource": self.attributes(record.resource),
-            "scope": {"name": record.scope_name, "version": record.scope_version},
-        }
-
-
-def span_digest(record: SpanRecord) -> str:
-    builder = _ViewBuilder()
-    view = builder.view(record)
-    return hashlib.sha256(canonical_json(view, plain=builder.plain)).hexdigest()
-
+logger = logging.getLogger("provtrace")
 
 # --- keys ------------------------------------------------------------------------------------
-
-
-def key_id_of(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return "ed25519:" + hashlib.sha256(raw).hexdigest()[:16]
 
 
 def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
@@ -199,17 +110,24 @@ SIGNATURE_FIELDS: Final = (c.SEAL_DIGEST, c.SEAL_SIGNATURE)
 
 
 def seal_payload(seal: SpanRecord) -> bytes:
-    """The bytes a seal's digest and signature cover: the canonical span view of the seal span
-    itself without those two attributes. Every field of the seal span is covered (its parent,
+    """The bytes a seal's digest covers: the canonical span view of the seal span itself without
+    its digest and signature attributes. Every field of the seal span is covered (its parent,
     times, resource, any extra attribute), not only the ``provenance.seal.*`` values."""
     unsigned = {k: v for k, v in seal.attributes.items() if k not in SIGNATURE_FIELDS}
-    builder = _ViewBuilder()
-    view = builder.view(dataclasses.replace(seal, attributes=unsigned))
-    return canonical_json(view, plain=builder.plain)
+    return canonical_view(dataclasses.replace(seal, attributes=unsigned))
 
 
 def seal_digest(seal: SpanRecord) -> str:
     return hashlib.sha256(seal_payload(seal)).hexdigest()
+
+
+def signed_message(seal: SpanRecord) -> bytes:
+    """What a seal's signature signs: the text of its checkpoint, which names the seal's digest
+    (so the signature covers the whole seal) and the stream's tree head after it."""
+    checkpoint = checkpoint_of(seal)
+    if checkpoint is None:
+        raise ValueError("the seal carries no tree head")
+    return checkpoint.text().encode()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,34 +147,46 @@ class SealBody:
     open_spans: tuple[str, ...]
     heartbeat_interval_s: float
     key_id: str
+    tree_size: int = -1
+    tree_root: str = ""
 
     @classmethod
     def from_record(cls, record: SpanRecord) -> SealBody:
         a = record.attributes
-
-        def strings(key: str) -> tuple[str, ...]:
-            value = a.get(key, ())
-            return tuple(str(v) for v in value) if isinstance(value, tuple) else ()
-
         interval = a.get(c.SEAL_HEARTBEAT_INTERVAL, 0.0)
-        seq = a.get(c.SEAL_SEQ, -1)
         return cls(
             stream=str(a.get(c.SEAL_STREAM, "")),
-            seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else -1,
+            seq=record.attr_int(c.SEAL_SEQ),
             prev=str(a.get(c.SEAL_PREV, "")),
             trace_id=record.trace_id,
             time_unix_nano=record.start_ns,
             reason=str(a.get(c.SEAL_REASON, "")),
             completeness=str(a.get(c.SEAL_COMPLETENESS, "")),
-            violations=strings(c.SEAL_VIOLATIONS),
-            spans=strings(c.SEAL_SPANS),
-            withheld=strings(c.SEAL_WITHHELD),
-            open_spans=strings(c.SEAL_OPEN_SPANS),
+            violations=record.attr_strings(c.SEAL_VIOLATIONS),
+            spans=record.attr_strings(c.SEAL_SPANS),
+            withheld=record.attr_strings(c.SEAL_WITHHELD),
+            open_spans=record.attr_strings(c.SEAL_OPEN_SPANS),
             heartbeat_interval_s=float(interval)
             if isinstance(interval, (int, float)) and not isinstance(interval, bool)
             else 0.0,
             key_id=str(a.get(c.SEAL_KEY_ID, "")),
+            tree_size=record.attr_int(c.SEAL_TREE_SIZE),
+            tree_root=record.attr_str(c.SEAL_TREE_ROOT) or "",
         )
+
+    def leaves(self) -> list[bytes]:
+        """The entries this seal appends to its stream's Merkle log: the digest of every span
+        it covers, forwarded then withheld, in the order it lists them."""
+        return [_digest_bytes(entry) for entry in (*self.spans, *self.withheld)]
+
+
+def _digest_bytes(entry: str) -> bytes:
+    digest = entry.partition(":")[2]
+    try:
+        raw = bytes.fromhex(digest)
+    except ValueError:
+        raw = b""
+    return raw if len(raw) == 32 else digest.encode()  # a malformed entry still counts, as itself
 
 
 def covered(entries: Sequence[str]) -> dict[str, str]:
@@ -277,28 +207,46 @@ def verify_signature(payload: bytes, signature_b64: str, public_key: Ed25519Publ
 
 
 class Sealer:
-    """Issues the seals of one stream: monotonic sequence, hash chain, optional signature."""
+    """Issues the seals of one stream: monotonic sequence, hash chain, Merkle log, and a
+    signature (when it has a signer) over each seal's checkpoint."""
 
     def __init__(
         self,
         stream_id: str,
-        signing_key: Ed25519PrivateKey | None,
+        signer: Signer | Ed25519PrivateKey | None,
         *,
         heartbeat_interval_s: float,
         resource: dict[str, AttrValue],
     ) -> None:
         self.stream_id = stream_id
-        self._key = signing_key
-        self.key_id = key_id_of(signing_key.public_key()) if signing_key else ""
+        self.signer = FileSigner(signer) if isinstance(signer, Ed25519PrivateKey) else signer
         self.heartbeat_interval_s = heartbeat_interval_s
         self._resource = resource
         self._lock = threading.Lock()
         self._seq = 0
         self._prev = ""
+        self._log = MerkleLog()
+        self._last_ns = 0
+        self.signing_errors = 0
+        self.clock_steps_back = 0
+        self.key_id = self._current_key_id()
 
     @property
     def next_seq(self) -> int:
         return self._seq
+
+    @property
+    def tree_size(self) -> int:
+        return self._log.size
+
+    def _current_key_id(self) -> str:
+        if self.signer is None:
+            return ""
+        try:
+            return self.signer.current_key_id()
+        except SigningError as exc:
+            logger.warning("provtrace could not reach its signer: %s", exc)
+            return getattr(self, "key_id", "")
 
     def seal(
         self,
@@ -315,7 +263,18 @@ class Sealer:
     ) -> SpanRecord:
         covered_spans = tuple(f"{r.span_id}:{span_digest(r)}" for r in spans)
         held_back = tuple(f"{r.span_id}:{span_digest(r)}" for r in withheld)
+        key_id = self._current_key_id()
         with self._lock:
+            if now_ns < self._last_ns:
+                self.clock_steps_back += 1
+                logger.warning(
+                    "provtrace: the clock went back %.3fs since the last seal; seals keep the clock's "
+                    "time and verify reports it",
+                    (self._last_ns - now_ns) / 1e9,
+                )
+            self._last_ns = now_ns
+            for entry in (*covered_spans, *held_back):
+                self._log.append(_digest_bytes(entry))
             attributes: dict[str, AttrValue] = {
                 c.SEAL_STREAM: self.stream_id,
                 c.SEAL_SEQ: self._seq,
@@ -327,7 +286,9 @@ class Sealer:
                 c.SEAL_WITHHELD: held_back,
                 c.SEAL_OPEN_SPANS: tuple(open_spans),
                 c.SEAL_HEARTBEAT_INTERVAL: float(self.heartbeat_interval_s),
-                c.SEAL_KEY_ID: self.key_id,
+                c.SEAL_KEY_ID: key_id,
+                c.SEAL_TREE_SIZE: self._log.size,
+                c.SEAL_TREE_ROOT: self._log.root().hex(),
             }
             record = SpanRecord(
                 trace_id=trace_id,
@@ -340,14 +301,32 @@ class Sealer:
                 resource=self._resource,
                 scope_name=c.INSTRUMENTATION_NAME,
             )
-            payload = seal_payload(record)
-            digest = hashlib.sha256(payload).hexdigest()
+            digest = seal_digest(record)
             self._seq += 1
             self._prev = digest
-        signed = {**attributes, c.SEAL_DIGEST: digest, c.SEAL_SIGNATURE: self._sign(payload)}
-        return dataclasses.replace(record, attributes=signed)
+        record = dataclasses.replace(record, attributes={**attributes, c.SEAL_DIGEST: digest})
+        signature = self._sign(record, key_id)
+        return dataclasses.replace(record, attributes={**record.attributes, c.SEAL_SIGNATURE: signature})
 
-    def _sign(self, payload: bytes) -> str:
-        if self._key is None:
+    def _sign(self, record: SpanRecord, key_id: str) -> str:
+        if self.signer is None or not key_id:
+            if self.signer is not None:
+                self.signing_errors += 1
             return ""
-        return base64.b64encode(self._key.sign(payload)).decode("ascii")
+        try:
+            signature = self.signer.sign(signed_message(record), key_id)
+        except SigningError as exc:
+            self.signing_errors += 1
+            logger.warning("provtrace could not sign seal #%d: %s", record.attr_int(c.SEAL_SEQ), exc)
+            return ""
+        self.key_id = key_id
+        return base64.b64encode(signature).decode("ascii")
+
+    def checkpoint_note(self, seal: SpanRecord) -> str | None:
+        """The signed checkpoint of a seal this sealer signed, or None when it is unsigned."""
+        signature = seal.attr_str(c.SEAL_SIGNATURE) or ""
+        checkpoint = checkpoint_of(seal)
+        if not signature or checkpoint is None or self.signer is None:
+            return None
+        key = self.signer.public_key(seal.attr_str(c.SEAL_KEY_ID) or "")
+        return signed_note(checkpoint.text(), checkpoint.origin, key, base64.b64decode(signature))

@@ -124,6 +124,12 @@ class SpanRecord:
     def is_seal(self) -> bool:
         return self.name == c.SEAL_SPAN_NAME and c.SEAL_STREAM in self.attributes
 
+    @property
+    def is_anchor(self) -> bool:
+        """A checkpoint or time-stamp span: evidence that authenticates itself (a signed note, a
+        TSA signature), so no seal covers it."""
+        return self.name in (c.CHECKPOINT_SPAN_NAME, c.TIMESTAMP_SPAN_NAME)
+
     def attr_str(self, key: str) -> str | None:
         value = self.attributes.get(key)
         return value if isinstance(value, str) else None

@@ -169,7 +169,7 @@ def dumps_line(records: Iterable[SpanRecord]) -> str:
 # whatever a line holds, decoding it gives records or a ShapeError naming the field.
 
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
-_HEX = {width: re.compile(f"[0-9a-fA-F]{{{width}}}") for width in (16, 32)}
+HEX_ID = {width: re.compile(f"[0-9a-fA-F]{{{width}}}") for width in (16, 32)}
 _VALUE_KINDS = (
     "stringValue",
     "boolValue",
@@ -188,7 +188,7 @@ def _id(value: object, what: str, width: int, *, optional: bool = False) -> str:
     text = shape.text(value, what)
     if optional and not text:
         return ""
-    if not _HEX[width].fullmatch(text):
+    if not HEX_ID[width].fullmatch(text):
         raise OtlpJsonError(f"{what} must be {width} hexadecimal characters")
     return text.lower()
 

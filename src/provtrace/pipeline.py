@@ -24,18 +24,20 @@ from provtrace import conventions as c
 from provtrace.clock import now_ns
 from provtrace.content import REDACTOR
 from provtrace.counters import Counters
+from provtrace.export.anchors import CheckpointFiles, Timestamper
 from provtrace.export.archive import ArchiveSink
 from provtrace.export.delivery import Deliverer
 from provtrace.export.quarantine import Quarantine
 from provtrace.export.sink import Sink
 from provtrace.integrity import Sealer, random_span_id
 from provtrace.model import AttrValue, SpanRecord
-from provtrace.otlpjson import loads_line
+from provtrace.otlpjson import dumps_line, loads_line
 from provtrace.processor import ProcessorLimits, ProvenanceProcessor, RawSegment
 from provtrace.records import Segment, TraceMemory, convert
 from provtrace.rules import Rule, Violation
 from provtrace.runtime import Health
 from provtrace.sealing import (
+    Anchor,
     Sealed,
     Verdicts,
     ViolationHandler,
@@ -44,9 +46,10 @@ from provtrace.sealing import (
     seal_release,
     seal_segment,
 )
+from provtrace.signing import signer_from
 from provtrace.spool import Spool, SpoolError
 from provtrace.tracing import suppress_instrumentation
-from provtrace.violations import log_violation
+from provtrace.violations import ViolationLog
 
 logger = logging.getLogger("provtrace")
 
@@ -62,12 +65,15 @@ class PipelineSettings:
     quarantine_dir: Path
     heartbeat_interval_s: float
     limits: ProcessorLimits
-    signing_key: object | None = None  # Ed25519PrivateKey; typed loosely to keep the import lazy
+    signing_key: object | None = None  # a Signer or an Ed25519PrivateKey (see provtrace.signing)
     rules: tuple[Rule, ...] = ()
-    violation_handler: ViolationHandler = log_violation
+    violation_handler: ViolationHandler = dataclasses.field(default_factory=ViolationLog)
     headers: tuple[tuple[str, str], ...] = ()
     spool_fsync: bool = True
     max_pending_segments: int = 10_000
+    checkpoint_dir: Path | None = None
+    tsa_url: str | None = None
+    tsa_timeout_s: float = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,15 +93,32 @@ def new_stream_id(service_name: str) -> str:
 
 class Pipeline:
     def __init__(self, settings: PipelineSettings, *, adopt_orphans: bool = True) -> None:
-        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
         self.settings = settings
         self.counters = Counters()
         self.stream_id = new_stream_id(settings.service_name)
         self.resource: dict[str, AttrValue] = {c.SERVICE_NAME: settings.service_name}
-        key = settings.signing_key if isinstance(settings.signing_key, Ed25519PrivateKey) else None
         self.sealer = Sealer(
-            self.stream_id, key, heartbeat_interval_s=settings.heartbeat_interval_s, resource=self.resource
+            self.stream_id,
+            signer_from(settings.signing_key),
+            heartbeat_interval_s=settings.heartbeat_interval_s,
+            resource=self.resource,
+        )
+        self.checkpoints = (
+            CheckpointFiles(settings.checkpoint_dir, fsync=settings.spool_fsync)
+            if settings.checkpoint_dir is not None
+            else None
+        )
+        self._anchors: list[Anchor] = []
+        self.timestamper = (
+            Timestamper(
+                settings.tsa_url,
+                self.checkpoints,
+                self.counters,
+                self.resource,
+                timeout_s=settings.tsa_timeout_s,
+            )
+            if settings.tsa_url and self.checkpoints is not None
+            else None
         )
         self.verdicts = Verdicts(settings.completeness, settings.profile, settings.rules)
         sinks = self._make_sinks()
@@ -218,6 +241,8 @@ class Pipeline:
                 for item in work:
                     self._seal_one(item, lines)
                 work, self._reentrant = self._reentrant, []
+            if self.timestamper is not None:
+                lines += [dumps_line([span]) for span in self.timestamper.take_ready()]
             try:
                 if closing:
                     lines.append(
@@ -230,6 +255,11 @@ class Pipeline:
                 self.recording_error("heartbeat", exc)
             if lines:
                 self._persist(lines)
+            if closing and self.timestamper is not None:
+                # The closing checkpoint is the one an auditor most needs stamped: wait for it.
+                stamped = self.timestamper.drain(self.settings.tsa_timeout_s + 5)
+                if stamped:
+                    self._persist([*self._unspooled, *(dumps_line([span]) for span in stamped)])
             for _ in batch:
                 self._queue.task_done()
             if closing:
@@ -277,8 +307,24 @@ class Pipeline:
     def _apply(self, sealed: Sealed) -> str:
         for name, amount in sealed.counts.items():
             self.counters.add(name, amount)
+        if sealed.anchor is not None:
+            self._anchors.append(sealed.anchor)
         self._last_seal = time.monotonic()
         return sealed.line
+
+    def _write_anchors(self) -> None:
+        """Checkpoints of persisted seals go beside the archive, and to the TSA."""
+        anchors, self._anchors = self._anchors, []
+        if self.checkpoints is None:
+            return
+        for anchor in anchors:
+            try:
+                self.checkpoints.write(anchor, anchor.note.encode())
+            except OSError as exc:
+                self.recording_error("checkpoint file", exc)
+                continue
+            if self.timestamper is not None:
+                self.timestamper.submit(anchor)
 
     def _quarantine(self, segment: Segment, violations: Sequence[Violation]) -> str:
         try:
@@ -316,6 +362,7 @@ class Pipeline:
             return
         self._unspooled = []
         self._spool_problem = ""
+        self._write_anchors()
         with self._progress:
             self._progress.notify_all()
 

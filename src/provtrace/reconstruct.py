@@ -210,6 +210,7 @@ class DecisionChain:
     violations: tuple[dict[str, Any], ...]
     other_spans: int
     other_names: tuple[str, ...] = ()
+    checkpoints: int = 0  # signed Merkle checkpoints beside the seals
 
     @property
     def completeness(self) -> str:
@@ -431,8 +432,9 @@ def reconstruct(trace_id: str, records: Sequence[SpanRecord]) -> DecisionChain:
     steps = tuple(_step(r, tree, index, step_index=index[r.span_id]) for r in tree.order)
     decisions = tuple(_step(r, tree, index) for r in sorted(records, key=_order) if r.step == c.STEP_DECISION)
     known = {span_id for s in (*steps, *decisions) for span_id in s.span_ids}
+    machinery = {c.VIOLATION_SPAN_NAME, c.CHECKPOINT_SPAN_NAME}  # integrity records, not activity
     other = sorted(
-        (r for r in records if r.span_id not in known and not r.is_seal and r.name != c.VIOLATION_SPAN_NAME),
+        (r for r in records if r.span_id not in known and not r.is_seal and r.name not in machinery),
         key=_order,
     )
     seals = sorted((_seal(r) for r in records if r.is_seal), key=lambda s: (s.stream, s.seq))
@@ -444,4 +446,5 @@ def reconstruct(trace_id: str, records: Sequence[SpanRecord]) -> DecisionChain:
         violations=tuple(_violations(records)),
         other_spans=len(other),
         other_names=tuple(r.name for r in other),
+        checkpoints=sum(1 for r in records if r.name == c.CHECKPOINT_SPAN_NAME),
     )

@@ -49,15 +49,27 @@ class Verdicts:
     rules: tuple[Rule, ...] = ()
 
 
+@dataclasses.dataclass(frozen=True)
+class Anchor:
+    """A seal's signed checkpoint, to be written beside the archive and time-stamped."""
+
+    stream: str
+    seq: int
+    note: str
+    trace_id: str
+    span_id: str  # of the checkpoint span
+
+
 @dataclasses.dataclass
 class Sealed:
     """A sealed archive line and what sealing it counted, reported and learned."""
 
     line: str
-    spans: int  # every span record in the line, the seal included
+    spans: int  # every span record in the line, the seal (and its checkpoint) included
     counts: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
     report: ViolationReport | None = None
     failed_rules: tuple[str, ...] = ()
+    anchor: Anchor | None = None
 
 
 def seal_segment(
@@ -156,13 +168,40 @@ def seal_heartbeat(reason: str, *, sealer: Sealer, now_ns: int) -> Sealed:
         violations=(),
         reason=reason,
     )
-    sealed.counts = collections.Counter(heartbeats=1)
+    sealed.counts.update(heartbeats=1)
     return sealed
 
 
 def _sealed(sealer: Sealer, records: Sequence[SpanRecord], *, now_ns: int, **seal: object) -> Sealed:
+    errors, steps_back = sealer.signing_errors, sealer.clock_steps_back
     record = sealer.seal(spans=records, now_ns=now_ns, **seal)  # type: ignore[arg-type]
-    return Sealed(dumps_line([*records, record]), len(records) + 1, collections.Counter(seals=1))
+    counts = collections.Counter(
+        seals=1,
+        signing_errors=sealer.signing_errors - errors,
+        clock_steps_back=sealer.clock_steps_back - steps_back,
+    )
+    note = sealer.checkpoint_note(record)
+    if note is None:
+        return Sealed(dumps_line([*records, record]), len(records) + 1, counts)
+    checkpoint = checkpoint_span(record, note)
+    counts["checkpoints"] += 1
+    anchor = Anchor(sealer.stream_id, record.attr_int(c.SEAL_SEQ), note, record.trace_id, checkpoint.span_id)
+    return Sealed(dumps_line([*records, record, checkpoint]), len(records) + 2, counts, anchor=anchor)
+
+
+def checkpoint_span(seal: SpanRecord, note: str) -> SpanRecord:
+    """The checkpoint of a seal, exported beside it (in its trace, as its child)."""
+    return SpanRecord(
+        trace_id=seal.trace_id,
+        span_id=random_span_id(),
+        parent_span_id=seal.span_id,
+        name=c.CHECKPOINT_SPAN_NAME,
+        start_ns=seal.start_ns,
+        end_ns=seal.end_ns,
+        attributes={c.CHECKPOINT_NOTE: note},
+        resource=seal.resource,
+        scope_name=c.INSTRUMENTATION_NAME,
+    )
 
 
 def violation_record(

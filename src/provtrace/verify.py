@@ -4,21 +4,23 @@ Per trace: each span must be covered by a seal whose digest and signature hold, 
 the digest that seal recorded; spans the seals name must all be present. Per stream (the archive):
 sequence numbers must run from 0 without gaps, each seal must carry the digest of the one before,
 and a stream that did not close must have sealed within its heartbeat interval, or its tail may
-have been cut.
+have been cut. Whole streams are checked by ``provtrace.verify_streams``; the Merkle log, checkpoints,
+time-stamps and key periods by ``provtrace.verify_log``.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from provtrace import conventions as c
-from provtrace.integrity import SealBody, covered, seal_digest, seal_payload, span_digest, verify_signature
+from provtrace.integrity import SealBody, covered, seal_digest, seal_payload, signed_message, span_digest
+from provtrace.keyring import Keys
 from provtrace.model import SpanRecord
+from provtrace.sigcheck import SignatureChecks
+
+__all__ = ["Keys"]  # re-exported: the trusted keys travel with every verification
 
 ERROR = "error"
 WARNING = "warning"
@@ -47,6 +49,21 @@ INCOMPLETE = "incomplete_evidence"
 STREAM_LIVE = "stream_live"
 SIGNATURES_UNCHECKED = "signatures_unchecked"
 NO_EVIDENCE = "no_evidence"
+TREE_MISMATCH = "tree_mismatch"
+NO_MERKLE_LOG = "no_merkle_log"
+ALTERED_CHECKPOINT = "altered_checkpoint"
+BAD_TIMESTAMP = "bad_timestamp"
+TIMESTAMPS_UNCHECKED = "timestamps_unchecked"
+CLOCK_BACKWARDS = "clock_backwards"
+CLOCK_SKEW = "clock_skew"
+TIMESTAMP_BACKWARDS = "timestamp_backwards"
+REVOKED_KEY = "revoked_key"
+KEY_OUT_OF_PERIOD = "key_out_of_period"
+REWRITTEN_HISTORY = "rewritten_history"
+FORKED_HISTORY = "forked_history"
+EXTENDED_AFTER_END = "extended_after_end"
+NOT_IN_LOG = "not_in_log"
+PROOF_UNAVAILABLE = "proof_unavailable"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +84,14 @@ class Report:
     spans_checked: int = 0
     seals_checked: int = 0
     streams_checked: int = 0
+    checkpoints_checked: int = 0
+    timestamps_checked: int = 0
+    checks: SignatureChecks | None = None
+
+    def signature_checks(self, keys: Keys, *, parallel: bool = False) -> SignatureChecks:
+        if self.checks is None:
+            self.checks = SignatureChecks(keys.by_id, parallel=parallel)
+        return self.checks
 
     @property
     def ok(self) -> bool:
@@ -79,6 +104,8 @@ class Report:
         """Summarise unsigned seals per stream (one line, not one per seal), and say when no
         signature was checked: without a trusted key nothing proves who sealed the evidence, so
         that is a finding, never a pass."""
+        if self.checks is not None:
+            self.checks.finish()
         if not keys.given and self.seals_checked:
             self.add(
                 SIGNATURES_UNCHECKED,
@@ -103,6 +130,8 @@ class Report:
             "spans_checked": self.spans_checked,
             "seals_checked": self.seals_checked,
             "streams_checked": self.streams_checked,
+            "checkpoints_checked": self.checkpoints_checked,
+            "timestamps_checked": self.timestamps_checked,
             "findings": [dataclasses.asdict(f) for f in self.findings],
         }
 
@@ -117,14 +146,6 @@ def exact(record: SpanRecord) -> Iterable[SpanRecord]:
     return (record,)
 
 
-@dataclasses.dataclass(frozen=True)
-class Keys:
-    """Public keys the investigator trusts, by key id; ``given`` says whether any were supplied."""
-
-    by_id: Mapping[str, Ed25519PublicKey]
-    given: bool
-
-
 def check_seal(seal: SpanRecord, keys: Keys, report: Report, *, readings: Readings = exact) -> bool:
     """Digest and signature of one seal. Returns whether its body is intact (so the span digests
     it lists can be compared); signature problems are reported but do not hide those."""
@@ -137,8 +158,8 @@ def check_seal(seal: SpanRecord, keys: Keys, report: Report, *, readings: Readin
     }
     report.seals_checked += 1
     stored = seal.attr_str(c.SEAL_DIGEST)
-    payload = next((seal_payload(r) for r in readings(seal) if seal_digest(r) == stored), None)
-    if payload is None:
+    reading = next((r for r in readings(seal) if seal_digest(r) == stored), None)
+    if reading is None:
         report.add(
             ALTERED_SEAL,
             ERROR,
@@ -155,17 +176,25 @@ def check_seal(seal: SpanRecord, keys: Keys, report: Report, *, readings: Readin
         return True
     if not keys.given:
         return True
-    key = keys.by_id.get(body.key_id)
-    if key is None:
+    if body.key_id not in keys.by_id:
         report.add(UNKNOWN_KEY, ERROR, f"seal #{body.seq} is signed by unknown key {body.key_id}", **where)
-    elif not verify_signature(payload, signature, key):
-        report.add(
-            BAD_SIGNATURE,
-            ERROR,
-            f"seal #{body.seq} of {body.stream}: signature does not verify",
-            **where,
-        )
+        return True
+    # Seals with a tree head sign their checkpoint (which names the seal's digest); the seals of
+    # archives written before the Merkle log signed their payload.
+    message = signed_message(reading) if body.tree_size >= 0 else seal_payload(reading)
+    report.signature_checks(keys).add(
+        message,
+        signature,
+        body.key_id,
+        lambda: report.add(
+            BAD_SIGNATURE, ERROR, f"seal #{body.seq} of {body.stream}: signature does not verify", **where
+        ),
+    )
     return True
+
+
+Sighted = Mapping[str, tuple[str, frozenset[str]]]
+"""The spans of a trace as verification sees them: span id -> (name, every digest it may have)."""
 
 
 def verify_trace(
@@ -178,16 +207,41 @@ def verify_trace(
 ) -> Report:
     report = report if report is not None else Report()
     seals = [r for r in records if r.is_seal]
-    spans = {r.span_id: r for r in records if not r.is_seal}
+    anchors = [r for r in records if r.is_anchor]
+    spans = {
+        r.span_id: (r.name, frozenset(span_digest(x) for x in readings(r)))
+        for r in records
+        if not r.is_seal and not r.is_anchor
+    }
+    check_trace(trace_id, spans, seals, keys, report, readings)
+    if seals:
+        from provtrace.verify_log import check_trace_anchors
+
+        check_trace_anchors(seals, anchors, keys, report)
+    return report
+
+
+def check_trace(
+    trace_id: str,
+    spans: Sighted,
+    seals: Sequence[SpanRecord],
+    keys: Keys,
+    report: Report,
+    readings: Readings,
+    checked: Mapping[str, bool] | None = None,
+) -> None:
     if not seals:
         report.add(UNSEALED, ERROR, f"no seal covers trace {trace_id}", trace_id=trace_id)
-        return report
+        return
     # Every digest any intact seal gives for a span id: they must all agree (a released
     # quarantine segment is covered by its original seal, as withheld, and by the release seal).
     sealed: dict[str, set[str]] = collections.defaultdict(set)
     withheld: dict[str, set[str]] = collections.defaultdict(set)
     for seal in seals:
-        if not check_seal(seal, keys, report, readings=readings):
+        intact = checked.get(seal.span_id) if checked is not None else None
+        if intact is None:
+            intact = check_seal(seal, keys, report, readings=readings)
+        if not intact:
             continue
         for span_id, digest in covered(seal.attr_strings(c.SEAL_SPANS)).items():
             sealed[span_id].add(digest)
@@ -201,22 +255,22 @@ def verify_trace(
                 trace_id=trace_id,
                 span_id=seal.span_id,
             )
-    for span_id, record in spans.items():
+    for span_id, (name, digests) in spans.items():
         report.spans_checked += 1
         expected = sealed.get(span_id, set()) | withheld.get(span_id, set())
         if not expected:
             report.add(
                 ADDED_SPAN,
                 ERROR,
-                f"span {span_id} ({record.name}) is not covered by any seal",
+                f"span {span_id} ({name}) is not covered by any seal",
                 trace_id=trace_id,
                 span_id=span_id,
             )
-        elif len(expected) > 1 or not expected <= {span_digest(r) for r in readings(record)}:
+        elif len(expected) > 1 or not expected <= digests:
             report.add(
                 ALTERED_SPAN,
                 ERROR,
-                f"span {span_id} ({record.name}) differs from what was sealed"
+                f"span {span_id} ({name}) differs from what was sealed"
                 + (" (its seals disagree)" if len(expected) > 1 else ""),
                 trace_id=trace_id,
                 span_id=span_id,
@@ -237,134 +291,3 @@ def verify_trace(
             f"{len(held_back)} span(s) were quarantined at the source and have not been released",
             trace_id=trace_id,
         )
-    return report
-
-
-def verify_stream(
-    records: Iterable[SpanRecord],
-    keys: Keys,
-    *,
-    now_ns: int,
-    order: Sequence[str] = (),
-    readings: Readings = exact,
-) -> Report:
-    """Everything: each stream's chain, then every trace. ``order`` lists seal span ids in the order
-    they were stored (archive line order), to detect reordering."""
-    report = Report()
-    by_trace: dict[str, list[SpanRecord]] = collections.defaultdict(list)
-    streams: dict[str, list[SpanRecord]] = collections.defaultdict(list)
-    for record in records:
-        by_trace[record.trace_id].append(record)
-        if record.is_seal:
-            streams[record.attr_str(c.SEAL_STREAM) or ""].append(record)
-    if not streams:
-        report.add(NO_EVIDENCE, ERROR, "no seal found: there is no evidence here to verify")
-    for stream, seals in sorted(streams.items()):
-        _check_chain(stream, seals, report, now_ns=now_ns, order=order)
-    for trace_id, spans in by_trace.items():
-        if all(
-            r.is_seal and not r.attr_strings(c.SEAL_SPANS) and not r.attr_strings(c.SEAL_WITHHELD)
-            for r in spans
-        ):
-            for seal in spans:  # heartbeat and closing seals carry no spans; check them alone
-                check_seal(seal, keys, report, readings=readings)
-            continue
-        verify_trace(trace_id, spans, keys, readings=readings, report=report)
-    report.streams_checked = len(streams)
-    return report
-
-
-def _check_chain(
-    stream: str, seals: list[SpanRecord], report: Report, *, now_ns: int, order: Sequence[str]
-) -> None:
-    bodies = sorted(((SealBody.from_record(s), s) for s in seals), key=lambda pair: pair[0].seq)
-    by_seq: dict[int, tuple[SealBody, SpanRecord]] = {}
-    for body, seal in bodies:
-        if body.seq in by_seq and by_seq[body.seq][1].attr_str(c.SEAL_DIGEST) != seal.attr_str(c.SEAL_DIGEST):
-            report.add(
-                CONFLICTING_COPY,
-                ERROR,
-                f"two different seals claim #{body.seq}",
-                stream=stream,
-                seq=body.seq,
-            )
-        by_seq.setdefault(body.seq, (body, seal))
-    sequence = sorted(by_seq)
-    if sequence and sequence[0] != 0:
-        report.add(
-            STREAM_START_MISSING,
-            ERROR,
-            f"stream starts at seal #{sequence[0]}: seals #0-#{sequence[0] - 1} are missing",
-            stream=stream,
-            seq=sequence[0],
-        )
-    for earlier, later in itertools.pairwise(sequence):
-        (before, before_seal), after = by_seq[earlier], by_seq[later][0]
-        if later != earlier + 1:
-            missing = (
-                f"seal #{earlier + 1} is"
-                if later == earlier + 2
-                else f"seals #{earlier + 1}-#{later - 1} are"
-            )
-            report.add(
-                SEQUENCE_GAP,
-                ERROR,
-                f"{missing} missing (deleted segments)",
-                stream=stream,
-                seq=earlier + 1,
-            )
-        elif after.prev != before_seal.attr_str(c.SEAL_DIGEST):
-            report.add(
-                BROKEN_CHAIN,
-                ERROR,
-                f"seal #{later} does not chain to seal #{earlier}",
-                stream=stream,
-                seq=later,
-            )
-        interval = before.heartbeat_interval_s
-        gap_s = (after.time_unix_nano - before.time_unix_nano) / 1e9
-        if interval and gap_s > 2 * interval:
-            report.add(
-                HEARTBEAT_GAP,
-                WARNING,
-                f"{gap_s:.0f}s without a seal between #{earlier} and #{later} (heartbeat {interval:g}s)",
-                stream=stream,
-                seq=later,
-            )
-    if sequence:
-        last = by_seq[sequence[-1]][0]
-        closed = last.reason == c.SEAL_REASON_CLOSE and not last.spans and not last.withheld
-        if not closed:
-            age_s = (now_ns - last.time_unix_nano) / 1e9
-            if last.heartbeat_interval_s and age_s > 2 * last.heartbeat_interval_s:
-                report.add(
-                    TRUNCATED_TAIL,
-                    ERROR,
-                    f"stream ends at seal #{last.seq}, {age_s:.0f}s ago, without a closing seal and "
-                    f"with no heartbeat since (every {last.heartbeat_interval_s:g}s): its tail was cut "
-                    "or the emitter stopped without shutting down",
-                    stream=stream,
-                    seq=last.seq,
-                )
-            else:
-                report.add(
-                    STREAM_LIVE,
-                    INFO,
-                    f"stream is live (last seal #{last.seq})",
-                    stream=stream,
-                    seq=last.seq,
-                )
-    positions = {span_id: i for i, span_id in enumerate(order)}
-    stored = sorted(
-        (positions[seal.span_id], body.seq) for body, seal in by_seq.values() if seal.span_id in positions
-    )
-    for (_, seq_a), (_, seq_b) in itertools.pairwise(stored):
-        if seq_b < seq_a:
-            report.add(
-                REORDERED,
-                ERROR,
-                f"seal #{seq_b} is stored after seal #{seq_a}",
-                stream=stream,
-                seq=seq_b,
-            )
-            break

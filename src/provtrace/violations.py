@@ -20,15 +20,18 @@ BURST: Final = 10
 WINDOW_S: Final = 60.0
 
 
-class _Limiter:
+class ViolationLog:
+    """The default handler: one ERROR line per report, at most ``BURST`` per ``WINDOW_S`` per
+    configuration; what is held back is counted and summarised when the window ends."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._window_start = 0.0
+        self._window_start = -WINDOW_S
         self._logged = 0
         self._suppressed = 0
 
-    def admit(self, now: float) -> tuple[bool, int]:
-        """Whether to log now, and how many reports were suppressed in the window that ended."""
+    def _admit(self, now: float) -> tuple[bool, int]:
+        """Whether to log now, and how many reports were held back in the window that ended."""
         with self._lock:
             ended = 0
             if now - self._window_start >= WINDOW_S:
@@ -40,20 +43,16 @@ class _Limiter:
             self._suppressed += 1
             return False, ended
 
-
-_limiter = _Limiter()
-
-
-def log_violation(report: ViolationReport) -> None:
-    admitted, suppressed = _limiter.admit(time.monotonic())
-    if suppressed:
-        logger.error("provtrace: %d more incomplete segment(s) were not logged (rate limit)", suppressed)
-    if not admitted:
-        return
-    where = f"quarantined as {report.quarantine_id}" if report.quarantine_id else "forwarded"
-    logger.error(
-        "provtrace: incomplete evidence in trace %s (%s): %s",
-        report.trace_id,
-        where,
-        ", ".join(report.codes),
-    )
+    def __call__(self, report: ViolationReport) -> None:
+        admitted, suppressed = self._admit(time.monotonic())
+        if suppressed:
+            logger.error("provtrace: %d more incomplete segment(s) were not logged (rate limit)", suppressed)
+        if not admitted:
+            return
+        where = f"quarantined as {report.quarantine_id}" if report.quarantine_id else "forwarded"
+        logger.error(
+            "provtrace: incomplete evidence in trace %s (%s): %s",
+            report.trace_id,
+            where,
+            ", ".join(report.codes),
+        )

@@ -25,13 +25,21 @@ def test_complete_trace_arrives_incomplete_does_not_but_its_violation_record_doe
 
         return wait_for(f"trace {trace_id} in Jaeger", read)
 
-    assert len(jaeger(complete, 9)) == 9
-    visible = jaeger(incomplete, 2)
-    assert sorted(r.name for r in visible) == [c.SEAL_SPAN_NAME, c.VIOLATION_SPAN_NAME]
+    assert len(jaeger(complete, 10)) == 10  # eight steps, the seal and its checkpoint
+    visible = jaeger(incomplete, 3)
+    assert sorted(r.name for r in visible) == [
+        c.CHECKPOINT_SPAN_NAME,
+        c.SEAL_SPAN_NAME,
+        c.VIOLATION_SPAN_NAME,
+    ]
     violation = next(r for r in visible if r.name == c.VIOLATION_SPAN_NAME)
     assert violation.attributes[c.VIOLATION_CODES] == (c.RULE_LINK_APPROVAL,)
     assert violation.status_code == 2
     quarantined = list(agent.handle.quarantine_dir.glob("q-*.json"))
     assert len(quarantined) == 1
     assert violation.attributes[c.VIOLATION_QUARANTINE_ID] == quarantined[0].stem
-    assert {r.name for r in archived(agent.stack, incomplete)} == {c.SEAL_SPAN_NAME, c.VIOLATION_SPAN_NAME}
+    assert {r.name for r in archived(agent.stack, incomplete)} == {
+        c.SEAL_SPAN_NAME,
+        c.CHECKPOINT_SPAN_NAME,
+        c.VIOLATION_SPAN_NAME,
+    }

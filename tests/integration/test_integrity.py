@@ -18,7 +18,7 @@ from provtrace.otlpjson import decode_traces, loads_line
 from provtrace.readers.jaeger import interpretations, v1_records
 from tests.integration.stack import Agent, archived, jaeger_v1, jaeger_v3, wait_for, wait_for_spans
 from tests.scenario import reference_scenario
-from tests.tamper import ATTACKS, Archive, stream_only
+from tests.tamper import ATTACKS, stream_only, verify_attacked
 
 
 def verify(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
@@ -79,23 +79,17 @@ def test_collector_archive_and_jaeger_verify(
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=lambda a: a.name)
 def test_each_attack_on_the_collector_archive_is_named(
-    collected: tuple[Agent, Path, list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str], attack: Any
+    collected: tuple[Agent, Path, list[str]], tmp_path: Path, attack: Any
 ) -> None:
     agent, archive, _ = collected
-    copy = Archive(archive, tmp_path / "tampered")
-    span_id = attack.run(copy)
-    copy.save()
-    last = max(int(s["startTimeUnixNano"]) for s in copy.seals())
-    as_of = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last / 1e9 + 3 * 3600))
-    code, report = verify(
-        capsys,
-        "--stream",
-        "--archive",
-        str(copy.root),
-        "--public-key",
-        str(agent.public_key),
-        "--as-of",
-        as_of,
+    as_of = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3 * 3600))
+    code, report, span_id = verify_attacked(
+        attack,
+        archive,
+        tmp_path,
+        public_key=agent.public_key,
+        private_key=agent.home / "keys" / "agent.key",
+        as_of=as_of,
     )
     assert code == 1
     assert attack.finding in [f["kind"] for f in report["findings"] if f["severity"] == "error"], report

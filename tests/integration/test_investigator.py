@@ -17,6 +17,7 @@ from provtrace.readers.archive import ArchiveSource
 from provtrace.readers.jaeger import JaegerSource
 from provtrace.verify import Keys, verify_trace
 from tests.example_agent import ExampleRun, normalise, run_example
+from tests.integration.openbao import OpenBao
 from tests.integration.stack import stack_module
 from tests.waiting import wait_for
 
@@ -28,11 +29,14 @@ def _verified(records: list, run: ExampleRun, trace_id: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def shipped(evidence_stack: stack_module.Stack, tmp_path_factory: pytest.TempPathFactory) -> ExampleRun:
+def shipped(
+    evidence_stack: stack_module.Stack, tmp_path_factory: pytest.TempPathFactory, openbao: OpenBao
+) -> ExampleRun:
     """The example agent run against the stack; returns once Jaeger and the archive hold every
     sealed span of both decisions (the collector forwards asynchronously)."""
     run = run_example(
         tmp_path_factory.mktemp("shipped"),
+        openbao,
         env={"OTEL_EXPORTER_OTLP_ENDPOINT": evidence_stack.otlp_http_endpoint},
     )
     jaeger = JaegerSource(evidence_stack.jaeger_url)
@@ -137,7 +141,9 @@ def test_find_searches_jaeger_and_the_archive_by_every_criterion(
         )
         assert shipped.refused not in found(capsys, source, "--approver", "alice@example.com")
         assert shipped.refused in found(capsys, source, "--outcome", "refused", "--policy", "fw-change")
-        assert set(found(capsys, source, "--secret-ref", "kv/fw-api-token", "--nhi", "svc-fw")) >= mine
+        assert (
+            set(found(capsys, source, "--secret-ref", "kv/fw-api-token", "--nhi", "svc-secops@prod")) >= mine
+        )
         assert not mine & set(found(capsys, source, "--until", "2000-01-01T00:00Z"))
     assert cli(["find", *jaeger, "--action-type", "firewall.rule.open", "--limit", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -32,7 +32,7 @@ def run_scenario(agent: Agent) -> tuple[str, list[SpanRecord]]:
     trace_id = reference_scenario()["decision"].trace_id
     assert agent.handle.force_flush(timeout_s=60)
     sent = agent.sent(trace_id)
-    assert len(sent) == 9  # eight steps and the seal
+    assert len(sent) == 10  # eight steps, the seal and its checkpoint
     return trace_id, sent
 
 
@@ -119,7 +119,7 @@ def test_collector_restart_while_evidence_is_queued_loses_nothing(agent: Agent) 
     assert agent.handle.force_flush(timeout_s=120)
     for trace_id in [before_outage, queued_in_collector, *spooled_in_agent]:
         sent = agent.sent(trace_id)
-        assert len(sent) == 9
+        assert len(sent) == 10  # eight steps, the seal and its checkpoint
         assert wait_for_spans(lambda t=trace_id: archived(stack, t), len(sent), "the archive") == sent
         if trace_id != before_outage:  # Jaeger's memory store forgot what it held before its restart
             assert v3_records(stack, trace_id, len(sent)) == sent

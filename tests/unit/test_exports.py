@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from securesystemslib.signer import SSlibKey
 
 from provtrace.cli.main import main as cli
 from provtrace.integrity import load_public_key, write_key_pair
+from provtrace.readers.archive import ArchiveSource
+from provtrace.reconstruct import reconstruct
 from tests.example_agent import ExampleRun
 from tests.tamper import Archive, change_attribute
 
@@ -167,12 +170,10 @@ def test_the_prov_export_is_read_by_the_w3c_prov_library_with_every_relation(
     agents = {str(r.identifier) for r in document.get_records(ProvAgent)}
     entities = {str(r.identifier) for r in document.get_records(ProvEntity)}
     assert len(activities) == 13  # the decision, 9 steps and the server halves of 3 MCP calls
-    assert {
-        "agent:secops-agent",
-        "nhi:svc-secops%40prod",
-        "nhi:svc-fw",
-        "agent:alice%40example.com",
-    } <= agents
+    chain = reconstruct(example_run.complete, ArchiveSource(example_run.archive).trace(example_run.complete))
+    fetch = next(step for step in chain.steps if step.step == "secret_fetch")
+    secret_nhi = "nhi:" + urllib.parse.quote(fetch.nhi, safe="-_.")  # as the secret store's client saw it
+    assert {"agent:secops-agent", "nhi:svc-secops%40prod", secret_nhi, "agent:alice%40example.com"} <= agents
     assert "secret:kv%2Ffw-api-token" in entities
     # every relation names records the document declares (no dangling reference)
     declared = activities | agents | entities

@@ -22,17 +22,19 @@ from provtrace.integrity import (
     Sealer,
     load_public_key,
     seal_digest,
-    seal_payload,
+    signed_message,
     span_digest,
     verify_signature,
     write_key_pair,
 )
+from provtrace.merkle import leaf_hash
 from provtrace.model import EventRecord, LinkRecord, SpanRecord
 from provtrace.otlpjson import dumps_line, loads_line
-from provtrace.verify import Keys, verify_stream
+from provtrace.verify import Keys
+from provtrace.verify_streams import verify_stream
 from tests.conftest import make_recorded
 from tests.scenario import reference_scenario
-from tests.tamper import ATTACKS, Archive, attribute, rehash_after_edit
+from tests.tamper import ATTACKS, Archive, attribute, rehash_after_edit, verify_attacked
 from tests.waiting import wait_for
 
 scalars = st.one_of(
@@ -178,8 +180,11 @@ def test_seals_chain_and_sign(tmp_path: Path) -> None:
     assert second_body.prev == seal_digest(first) == first.attributes[c.SEAL_DIGEST]
     assert first_body.spans == (f"{'2' * 16}:{span_digest(span)}",)
     public = load_public_key(tmp_path / "k.pub")
-    assert verify_signature(seal_payload(first), str(first.attributes[c.SEAL_SIGNATURE]), public)
-    assert not verify_signature(seal_payload(second), str(first.attributes[c.SEAL_SIGNATURE]), public)
+    assert verify_signature(signed_message(first), str(first.attributes[c.SEAL_SIGNATURE]), public)
+    assert not verify_signature(signed_message(second), str(first.attributes[c.SEAL_SIGNATURE]), public)
+    assert f"seal 0 {seal_digest(first)}".encode() in signed_message(first)  # the signature covers the seal
+    assert (first.attributes[c.SEAL_TREE_SIZE], second.attributes[c.SEAL_TREE_SIZE]) == (1, 1)
+    assert first.attributes[c.SEAL_TREE_ROOT] == leaf_hash(bytes.fromhex(span_digest(span))).hex()
     assert first.end_ns > first.start_ns
 
 
@@ -304,15 +309,11 @@ def test_verify_of_an_empty_archive_is_a_finding(tmp_path: Path, capsys: pytest.
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=lambda a: a.name)
-def test_each_attack_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str], attack: Any) -> None:
+def test_each_attack_is_named(tmp_path: Path, attack: Any) -> None:
     archive, public, _ = signed_archive(tmp_path)
-    copy = Archive(archive, tmp_path / "tampered")
-    span_id = attack.run(copy)
-    copy.save()
-    last_seal = max(int(s["startTimeUnixNano"]) for s in copy.seals())
-    as_of = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(last_seal / 1e9 + 3600))
-    code, report = verify_json(
-        "--stream", "--archive", str(copy.root), "--public-key", str(public), "--as-of", as_of, capsys=capsys
+    as_of = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    code, report, span_id = verify_attacked(
+        attack, archive, tmp_path, public_key=public, private_key=public.with_suffix(".key"), as_of=as_of
     )
     assert code == 1
     kinds = [f["kind"] for f in report["findings"] if f["severity"] == "error"]

@@ -30,10 +30,10 @@ def links_of(span: ReadableSpan) -> list[tuple[str, int]]:
 
 
 def mirror(*links: tuple[str, ReadableSpan] | tuple[str, ReadableSpan, str]) -> tuple[str, ...]:
-    """The ``provenance.links`` entries of these links (with the tool call id a link names)."""
+    """The provenance.links entries of ``(type, target[, tool call id])`` links."""
     return tuple(
         f"{link[0]}:{link[1].context.trace_id:032x}:{link[1].context.span_id:016x}"
-        + (f":{link[2]}" if len(link) > 2 else "")
+        + (f":{link[2]}" if len(link) == 3 else "")
         for link in links
     )
 
@@ -302,7 +302,8 @@ def test_async_function_decorator(recorded: Recorded) -> None:
 
     assert asyncio.run(run()) == "answer to q"
     llm = recorded.span("chat claude")
-    assert attrs(llm)[c.OUTPUT_SHA256] == digest("answer to q")
+    answer = [{"role": "assistant", "parts": [{"type": "text", "content": "answer to q"}]}]
+    assert attrs(llm)[c.OUTPUT_SHA256] == digest(answer)
     assert llm.parent is not None
     assert llm.parent.span_id == recorded.span("decision async").context.span_id
 
@@ -471,11 +472,13 @@ def test_triggered_by_links_only_the_steps_the_model_proposed(recorded: Recorded
             proposed.record_input({"ip": "10.0.0.7"})
         with provtrace.tool_call("lookup") as other:  # the model did not propose these arguments
             other.record_input({"ip": "10.0.0.8"})
+        with provtrace.tool_call("lookup") as again:  # proposed once, already carried out
+            again.record_input({"ip": "10.0.0.7"})
         with provtrace.tool_call("whois", call_id="c1") as by_id:  # carries the model's call id
             by_id.record_input({"anything": True})
         block("10.0.0.7")  # an action whose parameters equal a proposal's arguments
     spans = [s for s in recorded.spans() if s.name == "execute_tool lookup"]
-    assert [links_of(s) for s in spans] == [[("triggered_by", llm.context.span_id)], []]
+    assert [links_of(s) for s in spans] == [[("triggered_by", llm.context.span_id)], [], []]
     assert dict(spans[0].links[0].attributes or {})[c.GEN_AI_TOOL_CALL_ID] == "c1"
     assert links_of(recorded.span("execute_tool whois")) == [("triggered_by", llm.context.span_id)]
     action = recorded.span("action fw.block")

@@ -16,10 +16,7 @@ from mcp_harness import Python, run_apps
 
 import provtrace
 from provtrace import conventions as c
-from provtrace.integrity import write_key_pair
-from provtrace.model import KIND_CLIENT, KIND_SERVER
-from provtrace.readers.archive import ArchiveSource
-from tests.conftest import Recorded
+from provtrace.testing import KIND_CLIENT, KIND_SERVER, Archive, Recorded, write_key_pair
 
 BIN = Path(sys.executable).parent
 TIMEOUT_S = 60
@@ -31,9 +28,9 @@ def tool(name: str) -> str:
     return path
 
 
-def test_opentelemetry_instrument_enables_it_on_client_and_server(mcp2: Python, tmp_path: Path) -> None:
+def test_opentelemetry_instrument_enables_it_on_client_and_server(line: Python, tmp_path: Path) -> None:
     quiet = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
-    plain = Python(mcp2.executable, 2, quiet, "none")
+    plain = Python(line.executable, line.line, quiet, "none")
     run = run_apps(
         plain, "roundtrip", "stdio", tmp_path, command=[tool("opentelemetry-instrument"), sys.executable]
     )
@@ -44,7 +41,7 @@ def test_opentelemetry_instrument_enables_it_on_client_and_server(mcp2: Python, 
 
 
 def test_a_pypi_server_under_opentelemetry_instrument_seals_its_side_of_the_callers_trace(
-    recorded: Recorded, tmp_path: Path
+    mcp2: Python, recorded: Recorded, tmp_path: Path
 ) -> None:
     """mcp-server-time, unchanged, configured by nothing but its environment."""
     home = tmp_path / "time-server"
@@ -73,7 +70,7 @@ def test_a_pypi_server_under_opentelemetry_instrument_seals_its_side_of_the_call
     decision, text = anyio.run(main)  # the session closed: the server has exited
     assert "Europe/Paris" in text
     (client,) = [s for s in recorded.spans() if s.name == "tools/call get_current_time"]
-    records = list(ArchiveSource(home / "archive").all_spans())
+    records = Archive(home / "archive").records()
     (served,) = [r for r in records if r.step == c.STEP_TOOL_CALL]
     assert served.kind == KIND_SERVER
     assert served.name == "tools/call get_current_time"

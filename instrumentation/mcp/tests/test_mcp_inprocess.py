@@ -12,6 +12,9 @@ from typing import Any
 
 import anyio
 import pytest
+
+pytest.importorskip("mcp.server.mcpserver", reason="the in-process tests use mcp 2.x's API")
+
 from mcp import Client
 from mcp.client.session import ClientSession
 from mcp.server.lowlevel.server import Server
@@ -23,8 +26,9 @@ from provtrace_instrumentation_mcp.server import ProvenanceMiddleware
 
 import provtrace
 from provtrace import conventions as c
-from provtrace.content import SECRETS, digest
-from tests.conftest import Recorded, make_recorded
+from provtrace import digest
+from provtrace.instrumentation import taint
+from provtrace.testing import Recorded, make_recorded
 
 
 def build() -> MCPServer:
@@ -84,7 +88,7 @@ def test_capture_modes_on_both_sides(tmp_path: Path, mode: str, content: bool, d
 
 
 def test_meta_carries_the_callers_claims_and_where_its_secrets_are(recorded: Recorded) -> None:
-    SECRETS.add("agtok-0123456789abcdef")
+    taint("agtok-0123456789abcdef")
     seen = call(build(), lambda client: client.call_tool("meta", {"token": "agtok-0123456789abcdef"}))
     meta = json.loads(seen.content[0].text)
     decision = recorded.span("decision d")
@@ -97,7 +101,7 @@ def test_meta_carries_the_callers_claims_and_where_its_secrets_are(recorded: Rec
 
 
 def test_a_tool_result_holding_a_known_secret_is_redacted_and_marked(recorded: Recorded) -> None:
-    SECRETS.add("agtok-0123456789abcdef")
+    taint("agtok-0123456789abcdef")
     result = call(
         build(), lambda client: client.call_tool("lookup", {"sg": "sg-1", "token": "agtok-0123456789abcdef"})
     )

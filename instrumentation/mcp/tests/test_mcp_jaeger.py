@@ -17,26 +17,29 @@ from provtrace_instrumentation_mcp import MCPInstrumentor
 
 import provtrace
 from provtrace import conventions as c
-from provtrace.model import KIND_CLIENT, KIND_SERVER, SpanRecord
-from provtrace.otlpjson import decode_traces
-from tests.integration.stack import Agent, jaeger_v3, stack_module, wait_for_spans
+from provtrace.readers.jaeger import JaegerSource, interpretations
+from provtrace.testing import (
+    KIND_CLIENT,
+    KIND_SERVER,
+    Agent,
+    SpanRecord,
+    Stack,
+    in_jaeger,
+    instrumented,
+    wait_for_spans,
+)
+from provtrace.verify import Keys, exact, verify_trace
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def instrumented_agent(evidence_stack: stack_module.Stack, tmp_path: Path) -> Iterator[Agent]:
-    agent = Agent(evidence_stack, tmp_path / "agent")
-    instrumentor = MCPInstrumentor()
-    instrumentor.instrument()
-    try:
-        yield agent
-    finally:
-        instrumentor.uninstrument()
-        agent.handle.shutdown(timeout_s=60)
+def instrumented_agent(stack_agent: Agent) -> Iterator[Agent]:
+    with instrumented(MCPInstrumentor()):
+        yield stack_agent
 
 
-async def open_rule_over_stdio(stack: stack_module.Stack, server_home: Path) -> str:
+async def open_rule_over_stdio(stack: Stack, server_home: Path) -> str:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("PROVTRACE_", "OTEL_"))},
         "OTEL_EXPORTER_OTLP_ENDPOINT": stack.otlp_http_endpoint,
@@ -53,7 +56,7 @@ async def open_rule_over_stdio(stack: stack_module.Stack, server_home: Path) -> 
                 result = await session.call_tool(
                     "open_rule", {"sg": "sg-123", "port": 443, "cidr": "10.0.0.0/24"}
                 )
-                assert not result.is_error
+                assert not (result.isError if hasattr(result, "isError") else result.is_error)  # 1.x, 2.x
     return str(d.trace_id)
 
 
@@ -63,8 +66,7 @@ def test_agent_and_server_spans_arrive_in_one_jaeger_trace(instrumented_agent: A
     assert instrumented_agent.handle.force_flush(timeout_s=60)
 
     def from_jaeger() -> list[SpanRecord]:
-        data = jaeger_v3(stack, trace_id)
-        return [r for r in decode_traces(data["result"]) if not r.is_seal] if data else []
+        return [r for r in in_jaeger(stack, trace_id) if not r.is_seal]
 
     # decision + client call (agent), server call + secret fetch + policy check + action (server)
     spans = {
@@ -83,3 +85,12 @@ def test_agent_and_server_spans_arrive_in_one_jaeger_trace(instrumented_agent: A
     assert sorted(r.step or "" for r in nested) == [c.STEP_ACTION, c.STEP_POLICY_CHECK, c.STEP_SECRET_FETCH]
     sent = {r.span_id: r for r in instrumented_agent.sent(trace_id)}
     assert sent[client.span_id] == client  # byte-for-byte the record the agent sealed
+    # Both sides verify from Jaeger, through the v3 API and the lossy v1 API (which drops the
+    # flag saying the server's parent is remote: provtrace tries both).
+    assert server.parent_is_remote
+    for api in ("v3", "v1"):
+        report = JaegerSource(stack.jaeger_url, api=api).trace(trace_id)
+        result = verify_trace(
+            trace_id, report, Keys({}, False), readings=interpretations if api == "v1" else exact
+        )
+        assert [f.kind for f in result.findings if f.severity == "error"] == [], api

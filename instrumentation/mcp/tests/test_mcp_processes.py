@@ -1,5 +1,6 @@
 """Real MCP clients and servers in separate processes (stdio, streamable HTTP on loopback) and in
-one process, on mcp 2.x and 1.x: what each side's provtrace wrote, read back from its archive."""
+one process, on the mcp line of this environment (each line has its nox session), and with client
+and server on different lines: what each side's provtrace wrote, read back from its archive."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from mcp_harness import Python, Run, run_apps
 from provtrace_instrumentation_mcp.protocol import META_TAINTED
 
 from provtrace import conventions as c
-from provtrace.model import KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, STATUS_ERROR, SpanRecord
+from provtrace.testing import KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, STATUS_ERROR, SpanRecord
 
 CALLS = [
     "tools/call add",
@@ -113,6 +114,26 @@ def test_one_trace_joins_client_and_server_with_equal_digests(
     for failed in (clients["tools/call fail"], servers["tools/call fail"]):
         assert failed.attributes[c.ERROR_TYPE] == c.ERROR_TYPE_TOOL_ERROR
         assert failed.status_code == STATUS_ERROR
+    check_nested_steps(run, spans, servers["tools/call open_rule"])
+
+
+@pytest.mark.parametrize("client_here", [True, False], ids=["client-on-this-line", "server-on-this-line"])
+def test_client_and_server_on_different_mcp_lines_join_one_trace(
+    line: Python, peer: Python, client_here: bool, tmp_path: Path
+) -> None:
+    """An agent on one mcp line calls a server on the other over stdio: the claims, the trace
+    context and the digests each side writes still meet."""
+    client, server = (line, peer) if client_here else (peer, line)
+    run = run_apps(client, "roundtrip", "stdio", tmp_path, server=server)
+    assert run.out["add"] == "5"
+    spans = run.spans("agent") + run.spans("server")
+    decision = by_name(spans, "decision test roundtrip")
+    clients = {s.name: s for s in steps(spans) if s.kind == KIND_CLIENT}
+    servers = {s.name: s for s in steps(spans) if s.kind == KIND_SERVER}
+    assert sorted(clients) == sorted(servers) == sorted(CALLS)
+    assert run.quarantined() == []
+    for name in CALLS:
+        check_pair(run, client, "stdio", clients[name], servers[name], decision)
     check_nested_steps(run, spans, servers["tools/call open_rule"])
 
 

@@ -5,14 +5,17 @@ complete evidence, and provtrace logs nothing into the application's logs meanwh
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
-from mcp_harness import RUN_TIMEOUT_S, mcp_suite
+import pytest
+from mcp_harness import RUN_TIMEOUT_S, SUITE_ENV
 
 from provtrace import conventions as c
-from provtrace.readers.archive import ArchiveSource
+from provtrace.testing import Archive
 
 PLUGIN = Path(__file__).resolve().parent / "mcp_suite"
 # The suite's tests about logging: the MCP logging protocol, a tool's stdlib logging, and the
@@ -26,8 +29,16 @@ LOGGING_TESTS = (
 )
 
 
-def test_mcps_own_server_logging_tests_pass_with_provtrace_on(tmp_path: Path) -> None:
-    suite = mcp_suite()
+@pytest.fixture
+def suite() -> Path:
+    """mcp's sources with its tests; this environment has their dependencies."""
+    root = os.environ.get(SUITE_ENV)
+    if not root:
+        pytest.skip(f"{SUITE_ENV} is not set: `nox -s mcp_suite` provides mcp's tests and their dependencies")
+    return Path(root)
+
+
+def test_mcps_own_server_logging_tests_pass_with_provtrace_on(suite: Path, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     env = {
         "PATH": "/usr/bin:/bin",
@@ -35,14 +46,13 @@ def test_mcps_own_server_logging_tests_pass_with_provtrace_on(tmp_path: Path) ->
         "PROVTRACE_HOME": str(tmp_path / "provtrace"),
         "PROVTRACE_HEARTBEAT_INTERVAL": "3600",
         "PROVTRACE_SUITE_REPORT": str(report),
-        **suite.env,
+        "PYTHONPATH": str(PLUGIN),
     }
-    env["PYTHONPATH"] = f"{PLUGIN}:{env['PYTHONPATH']}"
-    argv = [suite.python, "-m", "pytest", "-p", "provtrace_on", "-p", "no:cacheprovider"]
+    argv = [sys.executable, "-m", "pytest", "-p", "provtrace_on", "-p", "no:cacheprovider"]
     options = ["-o", "addopts=-p anyio", "-q", "--no-header", "-o", "log_cli=false"]
     result = subprocess.run(  # noqa: S603 - pytest on mcp's own tests
         [*argv, *options, *LOGGING_TESTS],
-        cwd=suite.root,
+        cwd=suite,
         env=env,
         capture_output=True,
         text=True,
@@ -61,7 +71,7 @@ def test_mcps_own_server_logging_tests_pass_with_provtrace_on(tmp_path: Path) ->
     counters = outcome["counters"]
     assert counters["segments_incomplete"] == counters["segments_quarantined"] == 0
     assert counters["recording_errors"] == counters["spans_lost"] == 0
-    records = list(ArchiveSource(tmp_path / "provtrace" / "archive").all_spans())
+    records = Archive(tmp_path / "provtrace" / "archive").records()
     served = [r for r in records if r.step == c.STEP_TOOL_CALL]
     decisions = {r.span_id: r for r in records if r.step == c.STEP_DECISION}
     assert len(served) > 100  # provtrace really recorded what the suite's servers served

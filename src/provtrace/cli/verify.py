@@ -1,5 +1,6 @@
-"""``provtrace verify [TRACE_ID] [--stream]``: prove a trace (or a whole stream) is complete and
-unaltered, or name exactly what is wrong."""
+"""``provtrace verify [TRACE_ID] [--stream] [--proof FILE] [--consistency OLD NEW]``: prove a
+trace (or a whole stream) is complete and unaltered, check an offline inclusion proof or the
+growth between two checkpoints, or name exactly what is wrong."""
 
 from __future__ import annotations
 
@@ -7,15 +8,27 @@ import argparse
 import html
 import os
 import time
+from pathlib import Path
 
+from provtrace.checkpoint import SignedCheckpoint, parse_note
 from provtrace.cli.formats import add_format_argument, as_json, html_page, parse_time
 from provtrace.cli.sources import add_source_arguments, open_source
 from provtrace.errors import InputError
-from provtrace.integrity import key_id_of, load_public_key
+from provtrace.keyring import Keys, TrustedKey, load_trusted
 from provtrace.model import SpanRecord
+from provtrace.proofs import (
+    ProofError,
+    check_consistency,
+    read_bundle,
+    seal_streams,
+    stream_leaves,
+    verify_bundle,
+)
 from provtrace.readers.archive import ArchiveSource
 from provtrace.readers.base import EvidenceSource
 from provtrace.readers.jaeger import JaegerSource, check_trace_id, interpretations
+from provtrace.scan import scan_files
+from provtrace.timestamp import load_tsa_roots
 from provtrace.verify import (
     CONFLICTING_COPY,
     ERROR,
@@ -23,15 +36,16 @@ from provtrace.verify import (
     PARTIAL,
     SIGNATURES_UNCHECKED,
     UNREADABLE_LINE,
-    Keys,
     Readings,
     Report,
+    check_seal,
     exact,
-    verify_stream,
     verify_trace,
 )
+from provtrace.verify_streams import verify_scanned
 
 PUBLIC_KEY_ENV = "PROVTRACE_PUBLIC_KEY"
+TSA_CERT_ENV = "PROVTRACE_TSA_CERT"
 
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,6 +54,20 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--stream", action="store_true", help="verify every stream in the archive")
     parser.add_argument(
         "--in-toto", metavar="FILE", help="verify an in-toto attestation from provtrace export"
+    )
+    parser.add_argument("--proof", metavar="FILE", help="check an inclusion proof bundle (no archive needed)")
+    parser.add_argument(
+        "--consistency",
+        nargs=2,
+        metavar=("OLD", "NEW"),
+        help="check that checkpoint NEW extends checkpoint OLD (a proof computed from the archive)",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="with --stream: a checkpoint you kept earlier, which the archive must extend (repeatable)",
     )
     add_key_argument(parser)
     parser.add_argument(
@@ -59,19 +87,30 @@ def add_key_argument(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         action="append",
         default=[],
-        help=f"trusted Ed25519 public key (PEM); repeat for several (default ${PUBLIC_KEY_ENV})",
+        help=f"trusted Ed25519 public key (PEM) or keyring (JSON); repeatable (default ${PUBLIC_KEY_ENV})",
+    )
+    parser.add_argument(
+        "--tsa-cert",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help=f"trusted time-stamping authority root certificate (PEM); repeatable (default ${TSA_CERT_ENV})",
     )
 
 
-def trusted_keys(paths: list[str]) -> Keys:
-    """The keys given with --public-key, else those named in $PROVTRACE_PUBLIC_KEY."""
-    if not paths:
-        paths = [p for p in os.environ.get(PUBLIC_KEY_ENV, "").split(os.pathsep) if p]
-    keys = {}
+def _paths(given: list[str], env: str) -> list[str]:
+    return given or [p for p in os.environ.get(env, "").split(os.pathsep) if p]
+
+
+def trusted_keys(paths: list[str], tsa_certs: list[str] | None = None) -> Keys:
+    """The keys given with --public-key (PEM keys or keyrings), else those named in
+    $PROVTRACE_PUBLIC_KEY; and the TSA roots of --tsa-cert, else $PROVTRACE_TSA_CERT."""
+    paths = _paths(paths, PUBLIC_KEY_ENV)
+    keys: list[TrustedKey] = []
     for path in paths:
-        key = load_public_key(path)
-        keys[key_id_of(key)] = key
-    return Keys(keys, bool(paths))
+        keys.extend(load_trusted(path))
+    roots = load_tsa_roots(_paths(tsa_certs or [], TSA_CERT_ENV))
+    return Keys.of(keys, given=bool(paths), tsa_roots=roots)
 
 
 def readings_of(source: EvidenceSource) -> Readings:
@@ -93,23 +132,69 @@ def verify_one(source: EvidenceSource, trace_id: str, records: list[SpanRecord],
     return report.finish(keys)
 
 
+def read_checkpoint(path: str) -> SignedCheckpoint:
+    try:
+        return parse_note(Path(path).read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"checkpoint {path} is not UTF-8 text") from None
+
+
+def _token_beside(path: str) -> bytes | None:
+    """The RFC 3161 reply stored beside a checkpoint file (``<seq>.tsr``), if any."""
+    beside = Path(path).with_suffix(".tsr")
+    return beside.read_bytes() if beside.is_file() else None
+
+
 def run(args: argparse.Namespace) -> int:
     if args.in_toto:
         from provtrace.cli import attestation
 
         return attestation.run(args, trusted_keys(args.public_key))
-    if bool(args.trace_id) == bool(args.stream):
-        raise InputError("give either a TRACE_ID or --stream")
-    keys = trusted_keys(args.public_key)
+    modes = [bool(args.trace_id), bool(args.stream), bool(args.proof), bool(args.consistency)]
+    if sum(modes) != 1:
+        raise InputError("give one of TRACE_ID, --stream, --proof FILE or --consistency OLD NEW")
+    if args.checkpoint and not args.stream:
+        raise InputError("--checkpoint goes with --stream")
+    keys = trusted_keys(args.public_key, args.tsa_cert)
+    if args.proof:
+        return _run_proof(args, keys)
     source = open_source(args)
+    if args.consistency:
+        return _run_consistency(args, keys, source)
     if args.stream:
         if not isinstance(source, ArchiveSource):
             raise InputError("verify --stream reads the archive: use --archive DIR")
-        records = list(source.all_spans())
-        order = [r.span_id for _, _, line in source.lines for r in line if r.is_seal]
+        kept = [read_checkpoint(path) for path in args.checkpoint]
         now = args.as_of if args.as_of is not None else time.time_ns()
-        report = verify_stream(records, keys, now_ns=now, order=order, readings=readings_of(source))
-        _conflicts(source, report)
+        report = Report()
+        report.signature_checks(keys, parallel=True)  # signatures on a second core while reading
+        checked: dict[str, bool] = {}
+        scan = scan_files(
+            source.files(),
+            on_seal=lambda seal: checked.setdefault(seal.span_id, check_seal(seal, keys, report)),
+        )
+        verify_scanned(
+            scan.entries,
+            scan.records,
+            keys,
+            now_ns=now,
+            order=scan.order,
+            kept=kept,
+            report=report,
+            checked=checked,
+        )
+        for problem in scan.unreadable:
+            report.add(UNREADABLE_LINE, ERROR, problem)
+        for trace_id, span_id in scan.conflicts:
+            report.add(
+                CONFLICTING_COPY,
+                ERROR,
+                f"span {span_id} is stored twice with different content",
+                trace_id=trace_id,
+                span_id=span_id,
+            )
         report.finish(keys)
     else:
         trace_id = check_trace_id(args.trace_id)
@@ -117,6 +202,61 @@ def run(args: argparse.Namespace) -> int:
         if not records:
             raise InputError(f"trace {trace_id} not found in {source.description}")
         report = verify_one(source, trace_id, records, keys)
+    print(render(report, args.format, source.description), end="")
+    return 0 if report.ok else 1
+
+
+def _run_proof(args: argparse.Namespace, keys: Keys) -> int:
+    try:
+        data = Path(args.proof).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read proof bundle {args.proof}: {exc.strerror}") from None
+    report, facts = verify_bundle(read_bundle(data), keys)
+    report.finish(keys)
+    if report.ok:
+        report.add(
+            "proven",
+            INFO,
+            f"span {facts['span_id']} ({facts['name']}) of trace {facts['trace_id']} is entry "
+            f"{facts['leaf_index']} of the log {facts['origin']} at size {facts['tree_size']}",
+        )
+    print(render(report, args.format, f"proof {args.proof}"), end="")
+    return 0 if report.ok else 1
+
+
+def _run_consistency(args: argparse.Namespace, keys: Keys, source: EvidenceSource) -> int:
+    old_path, new_path = args.consistency
+    old, new = read_checkpoint(old_path), read_checkpoint(new_path)
+    streams: dict[str, list[SpanRecord]] | None = None
+
+    def leaves_of(origin: str) -> list[bytes] | None:
+        nonlocal streams
+        if not isinstance(source, ArchiveSource):
+            raise InputError("verify --consistency computes the proof from the archive: use --archive DIR")
+        from provtrace.checkpoint import origin_of
+
+        streams = streams if streams is not None else seal_streams(source.all_spans())
+        stream = next((s for s in streams if origin_of(s) == origin), None)
+        if stream is None:
+            return None
+        try:
+            return stream_leaves(streams[stream], stream)[0]
+        except ProofError:
+            return None
+
+    report, proof = check_consistency(
+        old, new, leaves_of, keys, tokens=(_token_beside(old_path), _token_beside(new_path))
+    )
+    report.finish(keys)
+    if report.ok:
+        sizes = sorted((old.checkpoint.size, new.checkpoint.size))
+        hashes = ", ".join(h.hex()[:12] for h in proof) or "none needed"
+        report.add(
+            "consistent",
+            INFO,
+            f"the log at size {sizes[1]} extends the log at size {sizes[0]} "
+            f"({len(proof)}-hash consistency proof: {hashes})",
+        )
     print(render(report, args.format, source.description), end="")
     return 0 if report.ok else 1
 

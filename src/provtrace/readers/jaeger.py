@@ -325,6 +325,7 @@ def _v1_span(span: Mapping[str, Any], processes: Mapping[str, Any]) -> SpanRecor
         resource=resource,
         scope_name=shape.text(by_key.get("otel.scope.name"), "otel.scope.name"),
         scope_version=shape.text(by_key.get("otel.scope.version"), "otel.scope.version"),
+        trace_state=shape.text(by_key.get("w3c.tracestate"), "w3c.tracestate"),
     )
 
 
@@ -391,19 +392,15 @@ def _options(attributes: Mapping[str, AttrValue], *, known: bool) -> list[list[t
 
 def interpretations(record: SpanRecord) -> Iterator[SpanRecord]:
     """Every typing of a v1 record's ambiguous values (JSON text that may have been an array or a
-    kvlist, "" that may have been the empty value), most likely first. The verifier accepts the
-    record if one of them matches the sealed digest: the values themselves are fixed, only their
-    types are unknown. v1 drops the span flags too, so whether the parent was remote (an MCP
-    server's span parented on its client's) is offered both ways."""
-    for remote in (False, True) if record.parent_span_id else (False,):
-        yield from _typings(dataclasses.replace(record, parent_is_remote=remote))
-
-
-def _typings(record: SpanRecord) -> Iterator[SpanRecord]:
+    kvlist, "" that may have been the empty value) and of the flag v1 drops (a remote parent), most
+    likely first. The verifier accepts the record if one of them matches the sealed digest: the
+    values themselves are fixed, only their types are unknown."""
     groups = [_options(record.attributes, known=True)]
     groups += [_options(event.attributes, known=False) for event in record.events]
     sizes = [len(group) for group in groups]
     flat = [slot for group in groups for slot in group]
+    # v1 drops span flags: whether the parent was remote is unknown (a SERVER span's most likely was)
+    remote = [record.kind == 2, record.kind != 2] if record.parent_span_id else [False]
     for combination in itertools.islice(_fewest_departures_first(flat), MAX_INTERPRETATIONS):
         chosen = iter(combination)
         parts = [dict(itertools.islice(chosen, size)) for size in sizes]
@@ -411,7 +408,10 @@ def _typings(record: SpanRecord) -> Iterator[SpanRecord]:
             dataclasses.replace(event, attributes=attrs)
             for event, attrs in zip(record.events, parts[1:], strict=True)
         )
-        yield dataclasses.replace(record, attributes=parts[0], events=events)
+        for parent_is_remote in remote:
+            yield dataclasses.replace(
+                record, attributes=parts[0], events=events, parent_is_remote=parent_is_remote
+            )
 
 
 def _fewest_departures_first(slots: list[list[_T]]) -> Iterator[list[_T]]:

@@ -26,6 +26,8 @@ def seal_lines(chain: DecisionChain) -> list[str]:
     ]
     if not chain.seals:
         lines.append("no seal covers this trace")
+    if chain.checkpoints:
+        lines.append(f"{chain.checkpoints} signed checkpoint(s) of the streams' Merkle logs beside the seals")
     if chain.other_spans:
         names = ", ".join(dict.fromkeys(printable(n) for n in chain.other_names))
         lines.append(f"{chain.other_spans} other span(s), not provenance steps: {names}")

@@ -11,6 +11,16 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from provtrace import conventions as c
 from provtrace.content import REDACTOR, JsonValue, capture, to_jsonable
+from provtrace.messages import (
+    ROLE_ASSISTANT,
+    Message,
+    chat_message,
+    chat_messages,
+    finish_reason,
+    is_chat_messages,
+    message,
+    text,
+)
 from provtrace.steps.base import Refs, StepHandle, StepSpec
 from provtrace.steps.scope import DecisionState, Proposal
 
@@ -103,6 +113,52 @@ class LlmCallSpec(StepSpec[LlmCall]):
     def proposal(self, decision: DecisionState) -> Proposal | None:
         return None
 
+    def record_call_input(self, handle: LlmCall, arguments: dict[str, Any]) -> None:
+        """A decorated function's input: the chat messages among its arguments, in the GenAI
+        shape (see :func:`decorated_messages`), else its bound arguments by name."""
+        messages = decorated_messages(arguments)
+        handle.record_input(arguments if messages is None else messages)
+
+    def record_call_result(self, handle: LlmCall, result: Any) -> None:
+        """A decorated function's output: its answer in the GenAI shape (see
+        :func:`answer_messages`), so that the tool calls it proposes are seen."""
+        handle.record_output(answer_messages(result))
+
+
+def decorated_messages(arguments: Mapping[str, Any]) -> list[Message] | None:
+    """The chat messages a decorated model call was given: the argument named ``messages`` if it
+    holds chat messages, else the one argument that does (a list of mappings or objects with a
+    ``role``), in the GenAI shape; None when there is no such argument or more than one."""
+    candidates = dict(arguments)
+    if "messages" in candidates and is_chat_messages(to_jsonable(candidates["messages"])):
+        return chat_messages(candidates["messages"])
+    found = [value for value in candidates.values() if is_chat_messages(to_jsonable(value))]
+    return chat_messages(found[0]) if len(found) == 1 else None
+
+
+def answer_messages(result: Any) -> Any:
+    """A model call's answer in the GenAI output shape: a string is one assistant text message, a
+    chat message (or a list of them) is converted, an OpenAI-style completion (``choices`` with a
+    ``message`` each) gives one message per choice; anything else is recorded as it is."""
+    jsonable = to_jsonable(result)
+    if isinstance(jsonable, str):
+        return [message(ROLE_ASSISTANT, [text(jsonable)])]
+    if isinstance(jsonable, dict) and isinstance(jsonable.get("role"), str):
+        return [chat_message(jsonable)]
+    if is_chat_messages(jsonable):
+        return [chat_message(item) for item in jsonable]
+    choices = jsonable.get("choices") if isinstance(jsonable, dict) else None
+    if (
+        isinstance(choices, list)
+        and choices
+        and all(isinstance(ch, dict) and isinstance(ch.get("message"), dict) for ch in choices)
+    ):
+        return [
+            chat_message(ch["message"], finish_reason=finish_reason(ch.get("finish_reason")))
+            for ch in choices
+        ]
+    return result
+
 
 @overload
 def llm_call(model: F, /) -> F: ...
@@ -150,8 +206,8 @@ def proposed_tool_calls(messages: JsonValue) -> list[tuple[str, JsonValue, str |
     (``[{"role": "assistant", "parts": [{"type": "tool_call", "id", "name", "arguments"}]}]``);
     arguments given as JSON text (as OpenAI returns them) are parsed."""
     found: list[tuple[str, JsonValue, str | None]] = []
-    for message in messages if isinstance(messages, list) else [messages]:
-        parts = message.get("parts") if isinstance(message, dict) else None
+    for item in messages if isinstance(messages, list) else [messages]:
+        parts = item.get("parts") if isinstance(item, dict) else None
         for part in parts if isinstance(parts, list) else ():
             if not (
                 isinstance(part, dict)

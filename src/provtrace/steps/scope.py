@@ -60,6 +60,7 @@ class DecisionState:
             collections.OrderedDict
         )
         self._proposals: list[Proposal] = []
+        self._carried_out: set[int] = set()  # indexes of proposals a step was linked to
 
     def add(self, fact: StepFact) -> None:
         with self._lock:
@@ -86,17 +87,24 @@ class DecisionState:
         self, *, call_id: str | None = None, name: str | None = None, arguments_sha256: str = ""
     ) -> Proposal | None:
         """The latest proposal a step matches: by tool call id when the step carries one, else by
-        canonical arguments (and by tool name, when ``name`` is given)."""
+        canonical arguments (and by tool name, when ``name`` is given) among the proposals no step
+        carried out yet. A model's tool call is carried out once: a later step with the same name
+        and arguments is the agent's own (it links only by the id, or an explicit
+        ``triggered_by=``)."""
         with self._lock:
-            for proposal in reversed(self._proposals):
+            for index in range(len(self._proposals) - 1, -1, -1):
+                proposal = self._proposals[index]
                 if call_id:
-                    if proposal.call_id == call_id:
-                        return proposal
-                elif (
-                    arguments_sha256
-                    and proposal.arguments_sha256 == arguments_sha256
-                    and (name is None or proposal.name == name)
-                ):
+                    matched = proposal.call_id == call_id
+                else:
+                    matched = (
+                        bool(arguments_sha256)
+                        and index not in self._carried_out
+                        and proposal.arguments_sha256 == arguments_sha256
+                        and (name is None or proposal.name == name)
+                    )
+                if matched:
+                    self._carried_out.add(index)
                     return proposal
         return None
 

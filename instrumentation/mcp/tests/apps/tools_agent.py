@@ -18,14 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import common  # next to this script, and a script's directory is first on its path
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import common  # noqa: E402 - next to this script
+import provtrace
 
-import provtrace  # noqa: E402
+HERE = Path(__file__).resolve().parent
+# The interpreter the server runs with: this one, or one with another mcp line (cross-line tests).
+SERVER_PYTHON = os.environ.get("MCP_TEST_SERVER_PYTHON") or sys.executable
 
 TIMEOUT_S = 60
 BARE = os.environ.get("MCP_TEST_BARE") == "1"
@@ -75,7 +76,7 @@ async def streams(transport: str) -> AsyncIterator[tuple[Any, Any]]:
     if transport == "stdio":
         from mcp import StdioServerParameters, stdio_client
 
-        command = [sys.executable, script, "stdio"]
+        command = [SERVER_PYTHON, script, "stdio"]
         wire_log = os.environ.get("MCP_TEST_WIRE_LOG")
         if wire_log:  # every byte the client sends is also copied to this file
             command = [sys.executable, str(HERE / "tee_stdin.py"), wire_log, *command]
@@ -86,7 +87,7 @@ async def streams(transport: str) -> AsyncIterator[tuple[Any, Any]]:
     from anyio.streams.buffered import BufferedByteReceiveStream
     from mcp.client.streamable_http import streamable_http_client
 
-    process = await anyio.open_process([sys.executable, script, "http"], stderr=None, env=server_env())
+    process = await anyio.open_process([SERVER_PYTHON, script, "http"], stderr=None, env=server_env())
     try:
         assert process.stdout is not None
         port = int(await BufferedByteReceiveStream(process.stdout).receive_until(b"\n", 16))

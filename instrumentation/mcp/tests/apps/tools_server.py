@@ -10,14 +10,11 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from pathlib import Path
 from typing import Any
 
 import anyio
+import common  # next to this script, and a script's directory is first on its path
 from opentelemetry import baggage, trace
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common
 
 import provtrace
 

@@ -1,0 +1,218 @@
+"""Whole streams: every seal's place in its stream's chain, then every trace, then the stream's
+Merkle log and anchors (``provtrace.verify_log``).
+
+Sequence numbers must run from 0 without gaps, each seal must carry the digest of the one before,
+and a stream that did not close must have sealed within its heartbeat interval, or its tail may
+have been cut; seals must be stored in sequence.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+
+from provtrace import conventions as c
+from provtrace.integrity import SealBody
+from provtrace.keyring import Keys
+from provtrace.model import SpanRecord
+from provtrace.scan import Entry
+from provtrace.spanview import span_digest
+from provtrace.verify import (
+    BROKEN_CHAIN,
+    CONFLICTING_COPY,
+    ERROR,
+    HEARTBEAT_GAP,
+    INFO,
+    NO_EVIDENCE,
+    REORDERED,
+    SEQUENCE_GAP,
+    STREAM_LIVE,
+    STREAM_START_MISSING,
+    TRUNCATED_TAIL,
+    WARNING,
+    Readings,
+    Report,
+    check_trace,
+    exact,
+)
+from provtrace.verify_log import check_stream_log
+
+
+def verify_stream(
+    records: Iterable[SpanRecord],
+    keys: Keys,
+    *,
+    now_ns: int,
+    order: Sequence[str] = (),
+    readings: Readings = exact,
+    kept: Sequence[object] = (),
+) -> Report:
+    """Everything: each stream's chain, log and anchors, then every trace. ``order`` lists seal
+    span ids in the order they were stored (archive line order), to detect reordering; ``kept``
+    holds checkpoints an auditor kept (``SignedCheckpoint``), which the archive must extend."""
+    full: list[SpanRecord] = []
+    entries: list[tuple[str, str, str, frozenset[str]]] = []
+    for record in records:
+        if record.is_seal or record.is_anchor:
+            full.append(record)
+        else:
+            digests = frozenset(span_digest(r) for r in readings(record))
+            entries.append((record.trace_id, record.span_id, record.name, digests))
+    return verify_evidence(entries, full, keys, now_ns=now_ns, order=order, readings=readings, kept=kept)
+
+
+def verify_scanned(
+    entries: Iterable[Entry],
+    full: Sequence[SpanRecord],
+    keys: Keys,
+    *,
+    now_ns: int,
+    order: Sequence[str],
+    kept: Sequence[object] = (),
+    report: Report | None = None,
+    checked: Mapping[str, bool] | None = None,
+) -> Report:
+    """``verify_stream`` of an archive read by ``provtrace.scan`` (digests already computed;
+    ``checked`` holds the seals already checked while reading, by span id)."""
+    rows = ((e.trace_id, e.span_id, e.name, frozenset((e.digest,))) for e in entries)
+    return verify_evidence(
+        rows, full, keys, now_ns=now_ns, order=order, kept=kept, report=report, checked=checked
+    )
+
+
+def verify_evidence(
+    entries: Iterable[tuple[str, str, str, frozenset[str]]],
+    full: Sequence[SpanRecord],
+    keys: Keys,
+    *,
+    now_ns: int,
+    order: Sequence[str] = (),
+    readings: Readings = exact,
+    kept: Sequence[object] = (),
+    report: Report | None = None,
+    checked: Mapping[str, bool] | None = None,
+) -> Report:
+    report = report if report is not None else Report()
+    by_trace: dict[str, dict[str, tuple[str, frozenset[str]]]] = collections.defaultdict(dict)
+    for trace_id, span_id, name, digests in entries:
+        by_trace[trace_id][span_id] = (name, digests)
+    seals_by_trace: dict[str, list[SpanRecord]] = collections.defaultdict(list)
+    streams: dict[str, list[SpanRecord]] = collections.defaultdict(list)
+    anchors: list[SpanRecord] = []
+    for record in full:
+        if record.is_seal:
+            seals_by_trace[record.trace_id].append(record)
+            streams[record.attr_str(c.SEAL_STREAM) or ""].append(record)
+        elif record.is_anchor:
+            anchors.append(record)
+    if not streams:
+        report.add(NO_EVIDENCE, ERROR, "no seal found: there is no evidence here to verify")
+    for trace_id in seals_by_trace.keys() | by_trace.keys():
+        spans, seals = by_trace.get(trace_id, {}), seals_by_trace.get(trace_id, [])
+        check_trace(trace_id, spans, seals, keys, report, readings, checked)
+    chains = {
+        stream: _check_chain(stream, seals, report, now_ns=now_ns, order=order)
+        for stream, seals in streams.items()
+    }
+    check_stream_log(chains, anchors, keys, report, kept=kept)
+    report.streams_checked = len(streams)
+    return report
+
+
+def _check_chain(
+    stream: str, seals: list[SpanRecord], report: Report, *, now_ns: int, order: Sequence[str]
+) -> dict[int, tuple[SealBody, SpanRecord]]:
+    """Sequence, chain links, heartbeats, the tail and storage order; returns the seals by seq."""
+    bodies = sorted(((SealBody.from_record(s), s) for s in seals), key=lambda pair: pair[0].seq)
+    by_seq: dict[int, tuple[SealBody, SpanRecord]] = {}
+    for body, seal in bodies:
+        if body.seq in by_seq and by_seq[body.seq][1].attr_str(c.SEAL_DIGEST) != seal.attr_str(c.SEAL_DIGEST):
+            report.add(
+                CONFLICTING_COPY,
+                ERROR,
+                f"two different seals claim #{body.seq}",
+                stream=stream,
+                seq=body.seq,
+            )
+        by_seq.setdefault(body.seq, (body, seal))
+    sequence = sorted(by_seq)
+    if sequence and sequence[0] != 0:
+        report.add(
+            STREAM_START_MISSING,
+            ERROR,
+            f"stream starts at seal #{sequence[0]}: seals #0-#{sequence[0] - 1} are missing",
+            stream=stream,
+            seq=sequence[0],
+        )
+    for earlier, later in itertools.pairwise(sequence):
+        (before, before_seal), after = by_seq[earlier], by_seq[later][0]
+        if later != earlier + 1:
+            missing = (
+                f"seal #{earlier + 1} is"
+                if later == earlier + 2
+                else f"seals #{earlier + 1}-#{later - 1} are"
+            )
+            report.add(
+                SEQUENCE_GAP,
+                ERROR,
+                f"{missing} missing (deleted segments)",
+                stream=stream,
+                seq=earlier + 1,
+            )
+        elif after.prev != before_seal.attr_str(c.SEAL_DIGEST):
+            report.add(
+                BROKEN_CHAIN,
+                ERROR,
+                f"seal #{later} does not chain to seal #{earlier}",
+                stream=stream,
+                seq=later,
+            )
+        interval = before.heartbeat_interval_s
+        gap_s = (after.time_unix_nano - before.time_unix_nano) / 1e9
+        if interval and gap_s > 2 * interval:
+            report.add(
+                HEARTBEAT_GAP,
+                WARNING,
+                f"{gap_s:.0f}s without a seal between #{earlier} and #{later} (heartbeat {interval:g}s)",
+                stream=stream,
+                seq=later,
+            )
+    if sequence:
+        last = by_seq[sequence[-1]][0]
+        closed = last.reason == c.SEAL_REASON_CLOSE and not last.spans and not last.withheld
+        if not closed:
+            age_s = (now_ns - last.time_unix_nano) / 1e9
+            if last.heartbeat_interval_s and age_s > 2 * last.heartbeat_interval_s:
+                report.add(
+                    TRUNCATED_TAIL,
+                    ERROR,
+                    f"stream ends at seal #{last.seq}, {age_s:.0f}s ago, without a closing seal and "
+                    f"with no heartbeat since (every {last.heartbeat_interval_s:g}s): its tail was cut "
+                    "or the emitter stopped without shutting down",
+                    stream=stream,
+                    seq=last.seq,
+                )
+            else:
+                report.add(
+                    STREAM_LIVE,
+                    INFO,
+                    f"stream is live (last seal #{last.seq})",
+                    stream=stream,
+                    seq=last.seq,
+                )
+    positions = {span_id: i for i, span_id in enumerate(order)}
+    stored = sorted(
+        (positions[seal.span_id], body.seq) for body, seal in by_seq.values() if seal.span_id in positions
+    )
+    for (_, seq_a), (_, seq_b) in itertools.pairwise(stored):
+        if seq_b < seq_a:
+            report.add(
+                REORDERED,
+                ERROR,
+                f"seal #{seq_b} is stored after seal #{seq_a}",
+                stream=stream,
+                seq=seq_b,
+            )
+            break
+    return by_seq

@@ -10,7 +10,7 @@ PACKAGES := -e ".[dev,docs]"
 PYTEST_ARGS ?=
 CODE := src tests examples scripts bench conftest.py noxfile.py $(wildcard instrumentation/*/src instrumentation/*/tests)
 
-.PHONY: install lint typecheck docs stack-build stack-up stack-down stack-status unit instrumentation test demo bench clean
+.PHONY: install lint typecheck docs stack-build browser stack-up stack-down stack-status unit instrumentation test demo bench clean
 
 $(INSTALLED): pyproject.toml $(wildcard instrumentation/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ docs: install
 
 stack-build:
 	bash scripts/build-stack.sh all
+
+# Headless Chromium (Debian packages) for the HTML report tests.
+browser:
+	bash scripts/install-browser.sh
 
 stack-up: install stack-build
 	$(PY) scripts/stack.py up
@@ -55,8 +59,9 @@ instrumentation: install stack-build
 WITH_THE_SDK := $(patsubst %/pyproject.toml,%/tests,$(shell grep -L '^\[tool.pytest.ini_options\]' instrumentation/*/pyproject.toml))
 
 # The integration tests start (and stop) their own collector and Jaeger on free loopback ports;
-# here they must run (PROVTRACE_REQUIRE_STACK=1: no binary, no skip but a failure).
-test: lint typecheck docs stack-build
+# here they must run (PROVTRACE_REQUIRE_STACK=1: no binary, no skip but a failure). The html
+# report tests need headless Chromium (make browser).
+test: lint typecheck docs stack-build browser
 	PROVTRACE_REQUIRE_STACK=1 $(PY) -m pytest tests $(WITH_THE_SDK) $(PYTEST_ARGS)
 	PROVTRACE_REQUIRE_STACK=1 $(VENV)/bin/nox $(NOX_ARGS)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from provtrace.testing import Agent, Recorded, Stack, make_recorded
+from tests.example_agent import example_run  # noqa: F401 - the session fixture of the example agent's evidence
 
 __all__ = ["Recorded", "make_recorded"]
 

@@ -85,7 +85,7 @@ def test_reconstruct_of_an_incomplete_trace_exits_1_and_names_the_violation(
     assert cli(["reconstruct", incomplete, "--archive", str(directory)]) == 1
     out = capsys.readouterr().out
     assert "LINK-APPROVAL" in out
-    assert "evidence: incomplete" in out
+    assert "EVIDENCE   INCOMPLETE" in out
 
 
 def test_find_by_target_nhi_secret_action_and_time(
@@ -93,16 +93,44 @@ def test_find_by_target_nhi_secret_action_and_time(
 ) -> None:
     directory, complete, incomplete = archive
     base = ["find", "--archive", str(directory), "--format", "json"]
-    assert cli([*base, "--target", "sg-123/rule-9"]) == 0
-    assert [row["trace_id"] for row in json.loads(capsys.readouterr().out)] == [complete]
+
+    def found(*criteria: str) -> list[str]:
+        assert cli([*base, *criteria]) in (0, 1)
+        return [row["trace_id"] for row in json.loads(capsys.readouterr().out)["decisions"]]
+
+    assert found("--target", "sg-123/rule-9") == [complete]
+    assert found("--nhi", "svc-fw", "--secret-ref", "kv/fw-api-token", "--since", "2000-01-01T00:00Z") == [
+        complete
+    ]
+    assert found("--action-type", "firewall.rule.open", "--until", "2000-01-01T00:00Z") == []
+    assert found("--policy", "fw-change", "--approver", "alice@example.com", "--outcome", "success") == [
+        complete
+    ]
+    assert found("--approver", "bob@example.com") == []
+    assert found("--outcome", "refused") == []
+    assert found("--target", "sg-999/rule-1") == []
+    # quarantined: its steps are not in the archive, only its violation record
+    assert found() == [incomplete, complete]
+
+
+def test_find_prints_one_line_per_decision_and_how_many_more_matched(
+    archive: tuple[Path, str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory, complete, incomplete = archive
+    assert cli(["find", "--archive", str(directory), "--limit", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"{incomplete}  ")
+    assert "held in quarantine at the source, evidence incomplete" in lines[0]
     assert (
-        cli([*base, "--nhi", "svc-fw", "--secret-ref", "kv/fw-api-token", "--since", "2000-01-01T00:00Z"])
-        == 0
+        lines[1] == f"1 decision(s) in 1 trace(s); 1 more matched beyond --limit 1; from archive {directory}"
     )
-    assert {row["trace_id"] for row in json.loads(capsys.readouterr().out)} == {complete}
-    assert cli([*base, "--action-type", "firewall.rule.open", "--until", "2000-01-01T00:00Z"]) == 1
-    assert json.loads(capsys.readouterr().out) == []
-    assert incomplete  # quarantined: its steps are not in the archive, only its violation record
+    assert cli(["find", "--archive", str(directory), "--target", "sg-123/rule-9"]) == 0
+    row, summary = capsys.readouterr().out.splitlines()
+    assert row.split()[0] == complete
+    assert row.split()[2:5] == ["firewall.rule.open", "sg-123/rule-9", "success,"]
+    assert row.endswith("success, evidence complete  (contain INC-4711)")
+    assert summary.endswith("no more matched; from archive " + str(directory))
 
 
 @pytest.mark.parametrize(
@@ -145,8 +173,9 @@ def test_an_unreadable_archive_line_is_a_finding_and_the_rest_is_still_read(
     shown = run_cli("reconstruct", complete, "--archive", str(directory))
     assert shown.returncode == 1  # the unreadable line might have held part of this trace
     assert f"warning: skipped {directory / 'zz-torn.jsonl'}:2" in shown.stderr
-    assert "integrity: FAILED: unreadable_line" in shown.stdout
-    assert "evidence: complete" in shown.stdout
+    assert "INTEGRITY  FAILED" in shown.stdout
+    assert "unreadable_line" in shown.stdout
+    assert "EVIDENCE   COMPLETE" in shown.stdout
 
 
 def test_unreachable_jaeger_is_an_input_error(tmp_path: Path) -> None:
@@ -178,11 +207,12 @@ def test_reconstruct_of_an_altered_archive_exits_1_naming_the_finding(
     copy.save()
     assert cli(["reconstruct", complete, "--archive", str(copy.root)]) == 1
     out = capsys.readouterr().out
-    assert f"integrity: FAILED: altered_span span {span_id}" in out
+    assert "INTEGRITY  FAILED" in out
+    assert f"ERROR altered_span: span {span_id}" in out
     assert cli(["reconstruct", complete, "--archive", str(directory)]) == 0
-    assert "integrity: VERIFIED" in capsys.readouterr().out
+    assert "INTEGRITY  VERIFIED" in capsys.readouterr().out
     assert cli(["reconstruct", complete, "--archive", str(copy.root), "--no-verify"]) == 0
-    assert "integrity: not checked" in capsys.readouterr().out
+    assert "INTEGRITY  NOT CHECKED" in capsys.readouterr().out
 
 
 def test_reconstruct_without_a_trusted_key_says_signatures_were_not_checked(
@@ -191,4 +221,6 @@ def test_reconstruct_without_a_trusted_key_says_signatures_were_not_checked(
     directory, complete, _ = archive
     monkeypatch.delenv("PROVTRACE_PUBLIC_KEY")
     assert cli(["reconstruct", complete, "--archive", str(directory)]) == 1
-    assert "integrity: NOT VERIFIED: signatures_unchecked" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "INTEGRITY  NOT VERIFIED" in out
+    assert "signatures_unchecked" in out

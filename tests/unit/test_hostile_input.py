@@ -22,18 +22,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import provtrace
-from provtrace import fetch
+from provtrace import attest, fetch, provjson
+from provtrace import conventions as c
 from provtrace import jsonshape as shape
 from provtrace.cli.main import main as cli
 from provtrace.config import build_settings
 from provtrace.errors import ConfigurationError, InputError
 from provtrace.export.quarantine import Quarantine
 from provtrace.integrity import write_key_pair
-from provtrace.model import SpanRecord
+from provtrace.model import EventRecord, LinkRecord, SpanRecord
 from provtrace.otlpjson import dumps_line, encode_traces, loads_line
 from provtrace.readers.archive import ArchiveSource
 from provtrace.readers.jaeger import JaegerSource, v1_records, v3_records
+from provtrace.reconstruct import reconstruct
+from provtrace.report import RenderOptions, Verdicts
+from provtrace.report import render as render_report
 from provtrace.spool import Spool
+from provtrace.verify import Keys
 from tests.conftest import make_recorded
 from tests.scenario import reference_scenario
 
@@ -352,11 +357,25 @@ def test_a_hostile_jaeger_body_is_one_line_and_exit_2(
     ],
     ids=["deep", "empty", "status-500", "cut-off", "2-GiB"],
 )
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["verify", TRACE_ID],
+        ["reconstruct", TRACE_ID],
+        ["export", TRACE_ID, "--format", "prov"],
+        ["find", "--service", "s", "--target", "t"],
+    ],
+    ids=lambda a: a[0],
+)
 def test_broken_jaeger_answers_are_one_line_and_exit_2(
-    jaeger: HostileJaeger, capsys: pytest.CaptureFixture[str], answer: tuple[Any, ...], message: str
+    jaeger: HostileJaeger,
+    capsys: pytest.CaptureFixture[str],
+    answer: tuple[Any, ...],
+    message: str,
+    command: list[str],
 ) -> None:
     jaeger.body(*answer)
-    code, err = run_cli(capsys, "verify", TRACE_ID, "--jaeger", jaeger.url)
+    code, err = run_cli(capsys, *command, "--jaeger", jaeger.url)
     assert code == 2
     assert message in one_error_line(err)
 
@@ -387,15 +406,19 @@ def test_a_jaeger_body_beyond_the_size_cap_is_refused_while_reading(jaeger: Host
 
 
 @pytest.mark.parametrize("in_headers", [True, False], ids=["drip-headers", "drip-body"])
-def test_a_dripping_jaeger_is_cut_off_at_the_total_deadline(jaeger: HostileJaeger, in_headers: bool) -> None:
+@pytest.mark.parametrize(
+    "command", [["reconstruct", TRACE_ID], ["find", "--service", "s"]], ids=lambda a: a[0]
+)
+def test_a_dripping_jaeger_is_cut_off_at_the_total_deadline(
+    jaeger: HostileJaeger, in_headers: bool, command: list[str]
+) -> None:
     jaeger.drip(in_headers=in_headers)
     result = subprocess.run(
         [
             sys.executable,
             "-m",
             "provtrace.cli",
-            "reconstruct",
-            TRACE_ID,
+            *command,
             "--jaeger",
             jaeger.url,
             "--jaeger-timeout",
@@ -624,3 +647,132 @@ def test_any_other_failure_while_reading_is_still_one_line_and_exit_2(
     assert code == 2
     line = one_error_line(err)
     assert "RuntimeError" in line and "\x1b" not in line
+
+
+# --- the investigator's reports and exports ---------------------------------------------------
+
+_IDS = [f"{n:016x}" for n in range(1, 7)]
+_HOSTILE_TEXT = st.sampled_from(
+    [
+        "\x1b[2J\x1b[31mFORGED\x1b[0m",
+        "line\nEVIDENCE   COMPLETE",
+        "[bold]markup[/bold] <script>alert(1)</script> `code` **md**",
+        '{"role":"user"}',
+        '[{"role":"assistant","parts":[{"type":"tool_call","id":7,"name":null,"arguments":[[[]]]}]}]',
+        '{"content":[{"type":"text","text":5}],"isError":true}',
+        "[" * 200 + "]" * 200,
+        '{"rules":[1,2,3]}…[truncated 9000 bytes]',
+        "\u2028\u0085\x00",
+    ]
+)
+_VALUES = _HOSTILE_TEXT | json_data.map(json.dumps) | st.integers() | st.booleans() | st.floats()
+_KEYS = st.sampled_from(
+    [
+        c.STEP, c.ACTOR_ID, c.NHI_ID, c.DECISION_NAME, c.DECISION_TRIGGER, c.DECISION_ID, c.OUTCOME,
+        c.ACTION_TYPE, c.ACTION_TARGET, c.ACTION_PRIVILEGED, c.ACTION_PARAMS_SHA256, c.ACTION_PARAMS_CONTENT,
+        c.CHANGE_BEFORE_CONTENT, c.CHANGE_AFTER_CONTENT, c.CHANGE_BEFORE_SHA256, c.CHANGE_AFTER_SHA256,
+        c.GEN_AI_INPUT_MESSAGES, c.GEN_AI_OUTPUT_MESSAGES, c.GEN_AI_TOOL_CALL_ARGUMENTS,
+        c.GEN_AI_TOOL_CALL_RESULT, c.INPUT_CONTENT, c.OUTPUT_CONTENT, c.INPUT_SHA256, c.OUTPUT_SHA256,
+        c.APPROVAL_EXPIRES_AT, c.APPROVAL_PARAMS_SHA256, c.APPROVAL_APPROVER_ID, c.POLICY_REASON,
+        c.CONTENT_TRUNCATED, c.CONTENT_KEYED, c.GUARD_VIOLATIONS, c.SECRET_REF, c.VERIFICATION_DETAIL,
+        c.CLAIM_ACTOR_ID, c.SEAL_STREAM, c.SEAL_SPANS, c.SEAL_DIGEST, c.VIOLATION_DETAILS,
+    ]
+)  # fmt: skip
+
+
+@st.composite
+def hostile_trace(draw: Any) -> list[SpanRecord]:
+    """Spans of one trace with parents in cycles or missing, kinds mixed, every provenance
+    attribute holding anything (control sequences, markup, JSON of any shape, text cut short)."""
+    records = []
+    for span_id in draw(st.lists(st.sampled_from(_IDS), min_size=1, max_size=6, unique=True)):
+        attributes: dict[str, Any] = {c.STEP: draw(st.sampled_from([*c.STEPS, "junk"]))}
+        for key in draw(st.lists(_KEYS, max_size=8, unique=True)):
+            value = draw(_VALUES | st.lists(_HOSTILE_TEXT, max_size=3).map(tuple))
+            attributes[key] = value
+        links = tuple(
+            LinkRecord(
+                TRACE_ID,
+                draw(st.sampled_from(_IDS)),
+                {c.LINK_TYPE: draw(st.sampled_from([*c.LINK_TYPES, "?"]))},
+            )
+            for _ in range(draw(st.integers(0, 3)))
+        )
+        events = (EventRecord("exception", 1, {"exception.message": draw(_HOSTILE_TEXT)}),)
+        records.append(
+            SpanRecord(
+                TRACE_ID,
+                span_id,
+                draw(st.sampled_from(["decision x", c.SEAL_SPAN_NAME, c.VIOLATION_SPAN_NAME, "\x1b[1mname"])),
+                draw(st.integers(0, 2**63 - 1)),
+                draw(st.integers(0, 2**63 - 1)),
+                parent_span_id=draw(st.sampled_from(["", *_IDS])),
+                kind=draw(st.integers(0, 5)),
+                status_code=draw(st.integers(0, 2)),
+                attributes=attributes,
+                links=links,
+                events=events,
+            )
+        )
+    return records
+
+
+@FUZZ
+@given(records=hostile_trace())
+def test_every_report_and_export_of_any_trace_is_rendered_without_raising(records: list[SpanRecord]) -> None:
+    chain = reconstruct(TRACE_ID, records)
+    verdicts = Verdicts.of(chain, None, "", "fuzz")
+    for fmt in ("text", "markdown", "json", "html"):
+        for options in (RenderOptions(), RenderOptions(full=True, width=40), RenderOptions(step=1)):
+            out = render_report(chain, fmt, verdicts, options)
+            assert "\x1b" not in out and "\x00" not in out
+            if fmt == "html":
+                assert "<script" not in out
+            if fmt == "text":
+                assert all(len(line) <= options.width for line in out.splitlines())
+    json.loads(render_report(chain, "json", verdicts))
+    json.dumps(provjson.document(chain))
+    json.dumps(attest.statement(chain, verdicts))
+    assert sorted(s.index for s in chain.steps) == list(range(1, len(chain.steps) + 1))
+
+
+@pytest.mark.parametrize("path", sorted((CORPUS / "in-toto").iterdir()), ids=lambda p: p.stem)
+def test_each_kept_hostile_attestation_is_one_line_and_exit_2(
+    path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_key_pair(tmp_path / "k.key", tmp_path / "k.pub")
+    code, err = run_cli(capsys, "verify", "--in-toto", str(path), "--public-key", str(tmp_path / "k.pub"))
+    assert code == 2
+    one_error_line(err)
+
+
+@FUZZ
+@given(
+    data=json_data
+    | mutated(
+        {"payloadType": attest.PAYLOAD_TYPE, "payload": "e30=", "signatures": [{"keyid": "k", "sig": "AA=="}]}
+    )
+)
+def test_the_attestation_check_raises_only_input_errors(data: Any) -> None:
+    with contextlib.suppress(InputError):
+        attest.check_envelope(json.dumps(data).encode(), Keys({}, given=False))
+
+
+def test_a_truncated_archive_file_or_an_unknown_trace_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recorded = make_recorded(tmp_path / "home")
+    try:
+        trace_id = reference_scenario()["decision"].trace_id
+    finally:
+        assert recorded.handle.shutdown(30)
+    (path,) = (tmp_path / "home" / "archive").glob("*.jsonl")
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 3])  # cut inside the first line: nothing is readable
+    for command in (["reconstruct", trace_id], ["export", trace_id, "--format", "prov"]):
+        code, err = run_cli(capsys, *command, "--archive", str(tmp_path / "home" / "archive"))
+        assert code == 2
+        assert f"trace {trace_id} not found" in one_error_line(err) and "1 unreadable line(s) skipped" in err
+    code, err = run_cli(capsys, "reconstruct", "0" * 32, "--archive", str(tmp_path / "home" / "archive"))
+    assert code == 2
+    assert "not found" in one_error_line(err)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as _dt
 import html
-import json
-from collections.abc import Mapping
 from typing import Any
 
+from provtrace.report.basics import short, timestamp
+from provtrace.report.jsonout import dumps
+
 FORMATS = ("text", "markdown", "json", "html")
+__all__ = ["FORMATS", "add_format_argument", "as_json", "html_page", "parse_time", "short", "timestamp"]
 
 
 def add_format_argument(parser: argparse.ArgumentParser) -> None:
@@ -28,27 +29,8 @@ def parse_time(text: str) -> int:
     return int(moment.timestamp() * 1_000_000) * 1000
 
 
-def timestamp(ns: int) -> str:
-    moment = _dt.datetime.fromtimestamp(ns / 1e9, tz=_dt.timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def short(digest: object) -> str:
-    text = str(digest)
-    return text[:12] + "…" if len(text) > 16 else text
-
-
 def as_json(data: Any) -> str:
-    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False, default=_jsonable)
-
-
-def _jsonable(value: object) -> object:
-    """Attribute values JSON has no type for: a kvlist as an object, bytes as base64 text."""
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    return dumps(data)
 
 
 def html_page(title: str, body: str) -> str:

@@ -8,7 +8,18 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from provtrace.__about__ import __version__
-from provtrace.cli import digest, doctor, find, keygen, keyring, prove, quarantine, reconstruct, verify
+from provtrace.cli import (
+    digest,
+    doctor,
+    export,
+    find,
+    keygen,
+    keyring,
+    prove,
+    quarantine,
+    reconstruct,
+    verify,
+)
 from provtrace.errors import ProvtraceError
 
 EXIT_OK = 0
@@ -27,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="provtrace", description="Reconstruct and verify provenance evidence.")
     parser.add_argument("--version", action="version", version=f"provtrace {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    for module in (reconstruct, verify, prove, find, quarantine, keygen, keyring, doctor, digest):
+    for module in (reconstruct, verify, prove, find, export, quarantine, keygen, keyring, doctor, digest):
         module.add_parser(commands)
     return parser
 

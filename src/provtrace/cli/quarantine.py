@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"quarantined {entry.created_at} ({entry.reason}); seal #{entry.seal_seq} of {entry.stream}")
         for violation in entry.violations:
             print(f"  {violation['code']}: {violation.get('message', '')} {violation.get('span_id', '')}")
-        print(render_chain(reconstruct(entry.trace_id, entry.records), args.format), end="")
+        chain = reconstruct(entry.trace_id, entry.records)
+        print(render_chain(chain, args.format, source=f"quarantine entry {entry.id}"), end="")
         return 0
     return _release(args, store, entry.id)
 

@@ -52,6 +52,9 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = commands.add_parser("verify", help="check digests, seals, signatures and the chain")
     parser.add_argument("trace_id", metavar="TRACE_ID", nargs="?")
     parser.add_argument("--stream", action="store_true", help="verify every stream in the archive")
+    parser.add_argument(
+        "--in-toto", metavar="FILE", help="verify an in-toto attestation from provtrace export"
+    )
     parser.add_argument("--proof", metavar="FILE", help="check an inclusion proof bundle (no archive needed)")
     parser.add_argument(
         "--consistency",
@@ -145,6 +148,10 @@ def _token_beside(path: str) -> bytes | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.in_toto:
+        from provtrace.cli import attestation
+
+        return attestation.run(args, trusted_keys(args.public_key))
     modes = [bool(args.trace_id), bool(args.stream), bool(args.proof), bool(args.consistency)]
     if sum(modes) != 1:
         raise InputError("give one of TRACE_ID, --stream, --proof FILE or --consistency OLD NEW")

@@ -12,7 +12,7 @@ from provtrace.errors import InputError
 from provtrace.jsonshape import ShapeError
 from provtrace.model import SpanRecord
 from provtrace.otlpjson import loads_line
-from provtrace.readers.base import TraceQuery, dedupe, matches
+from provtrace.readers.base import Found, TraceQuery, dedupe, newest_first
 
 MAX_LINE_BYTES = 256 * 1024 * 1024
 
@@ -91,13 +91,11 @@ class ArchiveSource:
         wanted = trace_id.lower()
         return [r for r in self._load() if r.trace_id == wanted]
 
-    def traces(self, query: TraceQuery) -> list[list[SpanRecord]]:
+    def traces(self, query: TraceQuery) -> Found:
         by_trace: dict[str, list[SpanRecord]] = collections.defaultdict(list)
         for record in self._load():
             by_trace[record.trace_id].append(record)
-        found = [spans for spans in by_trace.values() if matches(spans, query)]
-        found.sort(key=lambda spans: min(r.start_ns for r in spans), reverse=True)
-        return found[: query.limit]
+        return newest_first(by_trace.values(), query)
 
     def stream_seals(self) -> Iterator[SpanRecord]:
         return (r for r in self._load() if r.is_seal)

@@ -33,7 +33,7 @@ from provtrace.model import (
     SpanRecord,
 )
 from provtrace.otlpjson import decode_traces
-from provtrace.readers.base import TraceQuery, dedupe, matches
+from provtrace.readers.base import Found, TraceQuery, dedupe, newest_first
 
 _TRACE_ID = re.compile(r"^[0-9a-fA-F]{32}$")
 _KIND = {"internal": 1, "server": 2, "client": 3, "producer": 4, "consumer": 5}
@@ -50,6 +50,8 @@ _PSEUDO_TAGS = {
 KNOWN_ARRAYS = {
     c.LINKS_MIRROR,
     c.CONTENT_TRUNCATED,
+    c.CONTENT_KEYED,
+    c.POLICY_ACTIONS,
     c.ACTION_REQUIRE,
     c.GUARD_VIOLATIONS,
     c.GEN_AI_RESPONSE_FINISH_REASONS,
@@ -61,6 +63,7 @@ KNOWN_ARRAYS = {
     c.VIOLATION_DETAILS,
 }
 MAX_INTERPRETATIONS = 4096
+MAX_SEARCH_TRACES = 1000  # the most traces one search asks Jaeger for
 _T = TypeVar("_T")
 
 
@@ -130,43 +133,33 @@ class JaegerSource:
             return []
         return dedupe(v3_records(data))[0]
 
-    def traces(self, query: TraceQuery) -> list[list[SpanRecord]]:
+    def traces(self, query: TraceQuery) -> Found:
+        """Jaeger searches one service at a time, matches all the attributes it is given on one
+        span, and returns at most ``query.num_traces`` whole traces: it is asked for the first
+        criterion, and each trace it returns is then checked against all of them across its
+        spans. When Jaeger returned as many traces as it was allowed, more may exist."""
         if not query.service:
             raise InputError("searching Jaeger needs --service (Jaeger searches one service at a time)")
-        attributes = {
-            key: value
-            for key, value in (
-                (c.ACTION_TARGET, query.target),
-                (c.NHI_ID, query.nhi),
-                (c.SECRET_REF, query.secret_ref),
-                (c.ACTION_TYPE, query.action_type),
-            )
-            if value
-        }
         now = _dt.datetime.now(_dt.timezone.utc)
         start = _from_ns(query.start_ns) if query.start_ns else now - _dt.timedelta(days=2)
         end = _from_ns(query.end_ns) if query.end_ns else now + _dt.timedelta(minutes=1)
+        allowed = max(query.limit + 1, min(query.limit * 5, MAX_SEARCH_TRACES))
         params = {
             "query.service_name": query.service,
             "query.start_time_min": start.isoformat().replace("+00:00", "Z"),
             "query.start_time_max": end.isoformat().replace("+00:00", "Z"),
-            "query.num_traces": str(max(1, min(query.limit * 5, 1000))),
+            "query.num_traces": str(allowed),
             "query.raw_traces": "true",
         }
-        # Jaeger matches all given attributes on one span, so it is asked for the first criterion
-        # and the traces are then checked against all of them across their spans.
+        attributes = query.attributes()
         if attributes:
             key, value = next(iter(attributes.items()))
             params["query.attributes"] = json.dumps({key: value})
         data = self._get("/api/v3/traces", params)
-        ids = [r.trace_id for r in v3_records(data)] if data is not None else []
-        found = []
-        for trace_id in dict.fromkeys(ids):
-            spans = self.trace(trace_id)
-            if spans and matches(spans, query):
-                found.append(spans)
-        found.sort(key=lambda spans: min(r.start_ns for r in spans), reverse=True)
-        return found[: query.limit]
+        by_trace: dict[str, list[SpanRecord]] = {}
+        for record in dedupe(v3_records(data))[0] if data is not None else []:
+            by_trace.setdefault(record.trace_id, []).append(record)
+        return newest_first(by_trace.values(), query, capped=len(by_trace) >= allowed)
 
     def stream_seals(self) -> Iterator[SpanRecord]:
         raise InputError("verify --stream reads the archive; use --archive DIR")

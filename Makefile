@@ -55,14 +55,12 @@ NOX_ARGS ?=
 instrumentation: install stack-build
 	PROVTRACE_REQUIRE_STACK=1 $(VENV)/bin/nox $(NOX_ARGS)
 
-# Instrumentations without pytest settings of their own still run with the SDK's tests.
-WITH_THE_SDK := $(patsubst %/pyproject.toml,%/tests,$(shell grep -L '^\[tool.pytest.ini_options\]' instrumentation/*/pyproject.toml))
-
-# The integration tests start (and stop) their own collector and Jaeger on free loopback ports;
-# here they must run (PROVTRACE_REQUIRE_STACK=1: no binary, no skip but a failure). The html
-# report tests need headless Chromium (make browser).
+# The SDK's tests, then each instrumentation's (their own pytest settings, in the nox sessions:
+# never in the SDK's run). The integration tests start (and stop) their own collector and Jaeger
+# on free loopback ports; here they must run (PROVTRACE_REQUIRE_STACK=1: no binary, no skip but a
+# failure). The html report tests need headless Chromium (make browser).
 test: lint typecheck docs stack-build browser
-	PROVTRACE_REQUIRE_STACK=1 $(PY) -m pytest tests $(WITH_THE_SDK) $(PYTEST_ARGS)
+	PROVTRACE_REQUIRE_STACK=1 $(PY) -m pytest tests $(PYTEST_ARGS)
 	PROVTRACE_REQUIRE_STACK=1 $(VENV)/bin/nox $(NOX_ARGS)
 
 demo: install

@@ -1,7 +1,8 @@
 """Each instrumentation's tests in an environment of its own: provtrace and the instrumentation
 installed from this checkout (as wheels, not editable), plus one pinned requirement file per
-version line (instrumentation/<lib>/requirements/<line>.txt), and nothing else. `make test` runs
-every session; `nox -s mcp1` runs one.
+supported version (instrumentation/<lib>/requirements/<name>.txt), and nothing else (but the
+checkout's other instrumentations that its test extra names). `make test` runs every session;
+`nox -s mcp1` runs one.
 
 The environments live outside the checkout (``$PROVTRACE_CACHE``, default ~/.cache/provtrace,
 under nox/ and a digest of the checkout's path, so that two checkouts never share one) and are
@@ -22,6 +23,7 @@ import nox
 
 ROOT = Path(__file__).resolve().parent
 CACHE = Path(os.environ.get("PROVTRACE_CACHE") or Path.home() / ".cache" / "provtrace")
+INSTRUMENTATIONS = sorted(p.parent for p in (ROOT / "instrumentation").glob("*/pyproject.toml"))
 MCP = ROOT / "instrumentation" / "mcp"
 
 nox.options.envdir = str(CACHE / "nox" / hashlib.sha256(str(ROOT).encode()).hexdigest()[:12])
@@ -50,17 +52,43 @@ def install_once(session: nox.Session, stamp: str, inputs: Iterable[Path], *args
     marker.write_text(wanted)
 
 
+def project_name(package: Path) -> str:
+    return str(nox.project.load_toml(package / "pyproject.toml")["project"]["name"])
+
+
+def siblings(package: Path, extra: str) -> list[Path]:
+    """The checkout's other instrumentations that ``extra`` of ``package`` names (the hvac tests
+    use botocore's): they are installed from here, never looked up in an index."""
+    if not extra:
+        return []
+    project = nox.project.load_toml(package / "pyproject.toml")["project"]
+    wanted = {
+        re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower()
+        for requirement in project.get("optional-dependencies", {}).get(extra, [])
+    }
+    return [other for other in INSTRUMENTATIONS if other != package and project_name(other) in wanted]
+
+
 def install(session: nox.Session, package: Path, requirements: Path | None, *, extra: str = "test") -> None:
-    """provtrace and ``package`` (with ``extra``) and the requirement file: dependencies when a
-    requirement or project file changed, the two packages themselves when their sources did."""
+    """provtrace and ``package`` (with ``extra``, and the checkout's instrumentations it names)
+    and the requirement file: dependencies when a requirement or project file changed, the
+    packages themselves when their sources did."""
     spec = f"{package}[{extra}]" if extra else str(package)
-    files = [ROOT / "pyproject.toml", package / "pyproject.toml"]
+    others = siblings(package, extra)
+    projects = [ROOT, package, *others]
+    files = [project / "pyproject.toml" for project in projects]
     pinned = ["-r", str(requirements)] if requirements else []
     install_once(
-        session, "requirements", [*files, *([requirements] if requirements else [])], str(ROOT), spec, *pinned
+        session,
+        "requirements",
+        [*files, *([requirements] if requirements else [])],
+        str(ROOT),
+        spec,
+        *map(str, others),
+        *pinned,
     )
-    sources = [ROOT / "src", package / "src", *files]
-    install_once(session, "sources", sources, "--no-deps", "--force-reinstall", str(ROOT), str(package))
+    sources = [*(project / "src" for project in projects), *files]
+    install_once(session, "sources", sources, "--no-deps", "--force-reinstall", *map(str, projects))
 
 
 def run_tests(session: nox.Session, package: Path, *paths: str, env: dict[str, str] | None = None) -> None:
@@ -123,8 +151,8 @@ def unpacked_sdist(session: nox.Session, name: str, version: str) -> Path:
 
 def standalone(package: Path) -> None:
     """Every other instrumentation: its tests with its [test] extra, once per requirement file in
-    its requirements/ directory (a session ``<package>-<file>`` each), or once with the extra
-    alone (a session ``<package>``) when it has none."""
+    its requirements/ directory (a session ``<package>-<file>`` each: ``hvac-oldest``,
+    ``hvac-newest``), or once with the extra alone (a session ``<package>``) when it has none."""
     lines = sorted((package / "requirements").glob("*.txt")) or [None]
     for requirements in lines:
 
@@ -139,12 +167,6 @@ def standalone(package: Path) -> None:
         nox.session(name=name)(run)
 
 
-def own_pytest_settings(package: Path) -> bool:
-    """A package with its own [tool.pytest.ini_options] runs on its own; the others still run in
-    the repository's pytest run (see tests/unit/test_layering.py)."""
-    return "[tool.pytest.ini_options]" in (package / "pyproject.toml").read_text(encoding="utf-8")
-
-
-for _package in sorted(p.parent for p in (ROOT / "instrumentation").glob("*/pyproject.toml")):
-    if _package != MCP and own_pytest_settings(_package):
+for _package in INSTRUMENTATIONS:
+    if _package != MCP:
         standalone(_package)

@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stack as stack_module
-from openbao import OpenBao, OpenBaoError
+
+from provtrace.testing.openbao import OpenBao, OpenBaoError
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "var" / "demo"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from provtrace.integrity import write_key_pair
-from tests.integration.openbao import OpenBao
+from provtrace.testing.openbao import OpenBao
 
 REPO = Path(__file__).resolve().parents[1]
 AGENT = REPO / "examples" / "secops_agent.py"
@@ -37,15 +37,15 @@ class ExampleRun:
 def seed(bao: OpenBao) -> dict[str, str]:
     """The firewall token at kv/fw-api-token, and the settings of an agent that may read only it
     (what make demo sets up)."""
-    mounts = bao.call("GET", "sys/mounts") or {}
+    mounts = bao.request("GET", "sys/mounts") or {}
     if "kv/" not in mounts.get("data", mounts):
-        bao.call("POST", "sys/mounts/kv", {"type": "kv", "options": {"version": "2"}})
+        bao.request("POST", "sys/mounts/kv", {"type": "kv", "options": {"version": "2"}})
     try:
-        bao.call("GET", "kv/data/fw-api-token")  # written once per server: the version stays 1
+        bao.request("GET", "kv/data/fw-api-token")  # written once per server: the version stays 1
     except urllib.error.HTTPError:
-        bao.call("POST", "kv/data/fw-api-token", {"data": {"token": "fwtok-" + secrets.token_urlsafe(18)}})
+        bao.request("POST", "kv/data/fw-api-token", {"data": {"token": "fwtok-" + secrets.token_urlsafe(18)}})
     token = bao.token_for("fw-read", 'path "kv/data/fw-api-token" { capabilities = ["read"] }')
-    return {"VAULT_ADDR": bao.address, "VAULT_TOKEN": token}
+    return {"VAULT_ADDR": bao.url, "VAULT_TOKEN": token}
 
 
 def run_example(home: Path, bao: OpenBao, env: dict[str, str] | None = None) -> ExampleRun:

@@ -15,9 +15,9 @@ from provtrace.cli.main import main as cli
 from provtrace.integrity import key_id_of, load_public_key
 from provtrace.readers.archive import ArchiveSource
 from provtrace.readers.jaeger import JaegerSource
+from provtrace.testing.openbao import OpenBao
 from provtrace.verify import Keys, verify_trace
 from tests.example_agent import ExampleRun, normalise, run_example
-from tests.integration.openbao import OpenBao
 from tests.integration.stack import stack_module
 from tests.waiting import wait_for
 

@@ -13,8 +13,8 @@ from provtrace import conventions as c
 from provtrace.cli.main import main as cli
 from provtrace.keyring import iso
 from provtrace.signing.transit import TransitSigner
+from provtrace.testing import OpenBao
 from tests.conftest import make_recorded
-from tests.integration.openbao import OpenBao
 from tests.scenario import reference_scenario
 from tests.tamper import Archive
 
@@ -23,7 +23,7 @@ def agent_key(openbao: OpenBao) -> tuple[str, str]:
     """A fresh Ed25519 transit key and a token that may only sign with it and read its public keys."""
     openbao.enable_transit()
     name = f"provtrace-{secrets.token_hex(4)}"
-    openbao.call("POST", f"transit/keys/{name}", {"type": "ed25519"})
+    openbao.request("POST", f"transit/keys/{name}", {"type": "ed25519"})
     policy = f'path "transit/sign/{name}" {{ capabilities = ["update"] }}\n'
     policy += f'path "transit/keys/{name}" {{ capabilities = ["read"] }}\n'
     return name, openbao.token_for(f"sign-{name}", policy)
@@ -42,11 +42,11 @@ def test_transit_signs_rotates_and_verify_follows_the_keyring(
     openbao: OpenBao, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name, token = agent_key(openbao)
-    signer = TransitSigner(openbao.address, name, token=token, refresh_s=0)
+    signer = TransitSigner(openbao.url, name, token=token, refresh_s=0)
     recorded = make_recorded(tmp_path, signing_key=signer)
     reference_scenario()
     assert recorded.handle.force_flush(30)
-    openbao.call("POST", f"transit/keys/{name}/rotate")  # rotation while the agent runs
+    openbao.request("POST", f"transit/keys/{name}/rotate")  # rotation while the agent runs
     reference_scenario()
     assert recorded.handle.shutdown(30)
     assert recorded.handle.counters["signing_errors"] == 0
@@ -58,13 +58,13 @@ def test_transit_signs_rotates_and_verify_follows_the_keyring(
 
     # The private key never left OpenBao: it is not exportable, and the agent's token cannot read it.
     with pytest.raises(OSError, match=r"HTTP Error (400|403)"):
-        openbao.call("GET", f"transit/export/signing-key/{name}", token=token)
+        openbao.request("GET", f"transit/export/signing-key/{name}", token=token)
     written = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     assert token.encode() not in written and b"PRIVATE KEY" not in written
 
     ring = str(tmp_path / "ring.json")
-    monkeypatch.setenv("BAO_TOKEN", openbao.token)
-    assert cli(["keyring", "transit", ring, "--address", openbao.address, "--key", name]) == 0
+    monkeypatch.setenv("BAO_TOKEN", openbao.root_token)
+    assert cli(["keyring", "transit", ring, "--address", openbao.url, "--key", name]) == 0
     capsys.readouterr()
     code, report = verify("--stream", "--archive", str(archive), "--public-key", ring, capsys=capsys)
     assert code == 0, report
@@ -86,21 +86,21 @@ def test_transit_from_the_environment_and_an_outage_never_breaks_the_agent(
     openbao: OpenBao, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name, token = agent_key(openbao)
-    monkeypatch.setenv("BAO_ADDR", openbao.address)
+    monkeypatch.setenv("BAO_ADDR", openbao.url)
     monkeypatch.setenv("BAO_TOKEN", token)
     recorded = make_recorded(tmp_path / "env", signing_key=f"transit:transit/{name}")
     reference_scenario()
     assert recorded.handle.shutdown(30)
     assert recorded.handle.counters["signing_errors"] == 0
     ring = str(tmp_path / "ring.json")
-    monkeypatch.setenv("BAO_TOKEN", openbao.token)
-    assert cli(["keyring", "transit", ring, "--address", openbao.address, "--key", name]) == 0
+    monkeypatch.setenv("BAO_TOKEN", openbao.root_token)
+    assert cli(["keyring", "transit", ring, "--address", openbao.url, "--key", name]) == 0
     capsys.readouterr()
     code, report = verify("--stream", "--archive", str(tmp_path / "env" / "archive"), "--public-key", ring,
                           capsys=capsys)  # fmt: skip
     assert code == 0, report
 
-    signer = TransitSigner(openbao.address, name, token=token, refresh_s=0)
+    signer = TransitSigner(openbao.url, name, token=token, refresh_s=0)
     signer.refresh()
     signer.address = "http://127.0.0.1:9"  # the service goes away after start
     down = make_recorded(tmp_path / "down", signing_key=signer)

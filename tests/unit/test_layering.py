@@ -10,6 +10,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src" / "provtrace"
 PUBLIC = {
@@ -62,29 +64,23 @@ def in_package(name: str, package: str) -> bool:
     return name == package or name.startswith(package + ".")
 
 
-# Packages whose tests still lean on the repository (tests/, scripts/ on sys.path): they run in the
-# repository's own pytest run until they move to provtrace.testing (docs/testing.md), and take
-# their own [tool.pytest.ini_options], which puts them in the nox sessions. Only shrinks.
-NOT_YET_ON_THEIR_OWN = {"anthropic", "botocore", "hvac", "openai"}
-
-
-def own_pytest_settings(package: Path) -> bool:
-    return "[tool.pytest.ini_options]" in (package / "pyproject.toml").read_text(encoding="utf-8")
-
-
-def test_a_package_runs_on_its_own_exactly_when_it_has_its_own_pytest_settings() -> None:
-    packages = {p.parent for p in REPO.glob("instrumentation/*/pyproject.toml")}
-    assert {p.name for p in packages if not own_pytest_settings(p)} == NOT_YET_ON_THEIR_OWN
+def test_every_instrumentation_has_its_own_pytest_settings() -> None:
+    """So that its tests run on their own (`pytest instrumentation/<lib>/tests`, the nox
+    sessions), never in the repository's run."""
+    packages = sorted(p.parent for p in REPO.glob("instrumentation/*/pyproject.toml"))
+    assert packages
+    without = [
+        p.name
+        for p in packages
+        if "[tool.pytest.ini_options]" not in (p / "pyproject.toml").read_text(encoding="utf-8")
+    ]
+    assert without == []
 
 
 def test_instrumentation_tests_stand_on_their_own() -> None:
     """No imports of the repository's tests/ package and no sys.path edits: they run from an
     environment holding only provtrace and the instrumentation (see the nox sessions)."""
-    files = sorted(
-        path
-        for path in REPO.glob("instrumentation/*/tests/**/*.py")
-        if path.relative_to(REPO).parts[1] not in NOT_YET_ON_THEIR_OWN
-    )
+    files = sorted(REPO.glob("instrumentation/*/tests/**/*.py"))
     assert files
     offenders = sorted(
         f"{path.relative_to(REPO)}: {name}"
@@ -105,6 +101,19 @@ def test_instrumentation_tests_stand_on_their_own() -> None:
     assert edits == []
 
 
+def test_the_sdk_imports_nothing_of_the_repository() -> None:
+    """provtrace (its test tooling included) is installed as a wheel: the repository's tests/,
+    scripts/ and examples/ are not there."""
+    top_level = {"tests", "scripts", "examples", "bench"}
+    offenders = sorted(
+        f"{path.relative_to(REPO)}: {name}"
+        for path in SRC.rglob("*.py")
+        for name in imported(path)
+        if name.split(".")[0] in top_level
+    )
+    assert offenders == []
+
+
 def test_nothing_in_the_sdk_depends_on_its_test_tooling() -> None:
     tooling = SRC / "testing"
     offenders = sorted(
@@ -117,13 +126,18 @@ def test_nothing_in_the_sdk_depends_on_its_test_tooling() -> None:
     assert offenders == []
 
 
-def test_the_stack_control_needs_the_standard_library_only() -> None:
-    """scripts/stack.py runs it before any virtualenv exists."""
-    path = SRC / "testing" / "stack.py"
+@pytest.mark.parametrize("module", ["stack.py", "openbao.py"])
+def test_the_test_servers_control_needs_the_standard_library_only(module: str) -> None:
+    """scripts/stack.py runs the stack control before any virtualenv exists, and the OpenBao
+    control must not go through hvac, which the instrumentation under test wraps."""
+    path = SRC / "testing" / module
     outside = sorted(
         {name.split(".")[0] for name in imported(path)} - set(sys.stdlib_module_names) - {"__future__"}
     )
     assert outside == []
+
+
+def test_the_stack_control_runs_on_the_standard_library_alone() -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -140,6 +154,20 @@ def test_the_stack_control_needs_the_standard_library_only() -> None:
     )
     assert result.returncode == 1, result.stderr  # nothing runs there: not healthy, but it ran
     assert result.stdout.startswith("jaeger "), result.stdout + result.stderr
+
+
+# What the fixtures' servers need besides provtrace: imported by those fixtures only, so that the
+# plugin loads in any environment holding provtrace (the SDK's own tests have none of them).
+SERVER_LIBRARIES = ("moto", "boto3", "botocore", "starlette", "uvicorn", "hvac", "openai", "anthropic")
+
+
+def test_loading_the_test_plugin_imports_none_of_the_servers_libraries() -> None:
+    code = (
+        "import sys, provtrace.testing, provtrace.testing.fixtures\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({SERVER_LIBRARIES!r})))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_the_recording_api_does_not_load_the_export_machinery() -> None:

@@ -15,7 +15,7 @@ import pytest
 
 import provtrace
 from provtrace import conventions as c
-from provtrace.testing import CanaryScan, Recorded, encodings
+from provtrace.testing import CanaryScan, Recorded, attrs, encodings, triggered_by
 
 CANARY = "cnry-plugin-7Q2vX9pL"
 
@@ -62,6 +62,22 @@ def test_recorded_reads_back_what_its_pipeline_delivered(recorded: Recorded) -> 
     lookup = archive.span("execute_tool lookup", decision.trace_id)
     assert archive.sealed_as(lookup.span_id) == c.COMPLETENESS_COMPLETE
     assert recorded.span("execute_tool lookup").context.span_id == int(lookup.span_id, 16)
+
+
+def test_recorded_steps_are_the_spans_of_one_kind_and_their_links_read_back(recorded: Recorded) -> None:
+    with provtrace.decision("d", trigger="t", actor="agent"):
+        with provtrace.llm_call(model="m", provider="p") as llm:
+            llm.record_input([{"role": "user", "content": "hi"}])
+            llm.record_output({"role": "assistant", "content": "lookup"})
+        with provtrace.tool_call("lookup", triggered_by=llm) as tool:
+            tool.record_input({"sg": "sg-1"})
+            tool.record_output({"rules": []})
+    (step,) = recorded.steps(c.STEP_TOOL_CALL)
+    assert step.name == "execute_tool lookup"
+    assert attrs(step)[c.GEN_AI_TOOL_NAME] == "lookup"
+    assert [s.name for s in recorded.steps(c.STEP_LLM_CALL)] == ["chat m"]
+    assert triggered_by(step) == [(llm.context.span_id, None)]  # no tool call id: not proposed by one
+    assert recorded.steps(c.STEP_ACTION) == []
 
 
 def test_unconfigured_is_a_process_without_configuration(

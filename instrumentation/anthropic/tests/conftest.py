@@ -1,26 +1,19 @@
-"""Fixtures for the Anthropic instrumentation's tests: the local model server and provtrace with
-the instrumentation on (the shared pieces are in the repository's tests/llm_harness.py)."""
+"""Fixtures for the Anthropic instrumentation's tests, on top of provtrace's pytest plugin (loaded
+by ``-p provtrace.testing`` in this package's pytest settings): its ``model_server`` is the local
+model server the real client talks to over HTTP, and ``recorded`` here has the instrumentation on."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from provtrace_instrumentation_anthropic import AnthropicInstrumentor
 
-REPO = Path(__file__).resolve().parents[3]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from tests.llm_harness import Recorded, instrumented, server  # noqa: E402 - needs the repository on the path
-
-__all__ = ["recorded", "server"]
+from provtrace.testing import Recorded, instrumented
 
 
 @pytest.fixture
-def recorded(tmp_path: Path) -> Iterator[Recorded]:
-    from provtrace_instrumentation_anthropic import AnthropicInstrumentor
-
-    with instrumented(tmp_path, AnthropicInstrumentor()) as result:
-        yield result
+def recorded(recorded: Recorded) -> Iterator[Recorded]:
+    """provtrace with an in-memory view of its spans, and the instrumentation on."""
+    with instrumented(AnthropicInstrumentor()):
+        yield recorded

@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 
 from provtrace import conventions as c
-from provtrace.readers.archive import ArchiveSource
-from tests.llm_harness import run_python
+from provtrace.testing import Archive, run_python
 
 AGENT = """
 import anthropic
 import provtrace
-import llm_server
+from provtrace.testing import llm_server
 
 handle = provtrace.configure(service_name="auto")
 {instrument}
@@ -44,6 +43,6 @@ def test_it_is_turned_on_in_a_program_of_its_own(tmp_path: Path, launch: str) ->
         run_python(AGENT.format(instrument=""), tmp_path, env=quiet, command=[launcher, sys.executable])
     else:
         run_python(AGENT.format(instrument="assert 'anthropic' in provtrace.instrument()"), tmp_path)
-    calls = [r for r in ArchiveSource(tmp_path / "archive").all_spans() if r.step == c.STEP_LLM_CALL]
+    calls = [r for r in Archive(tmp_path / "archive").records() if r.step == c.STEP_LLM_CALL]
     assert len(calls) == 2
     assert len({r.attributes[c.OUTPUT_SHA256] for r in calls}) == 1  # streamed digests like unstreamed

@@ -1,4 +1,5 @@
-"""moto in server mode (ThreadedMotoServer) on loopback: Secrets Manager, SSM and STS over real HTTP.
+"""An AWS account on provtrace.testing's moto server (moto in server mode, over real HTTP):
+Secrets Manager, SSM and STS.
 
 The clients point at it through ``AWS_ENDPOINT_URL`` (botocore reads it for every service), with
 dummy credentials that are long and random, since credentials in use are tainted for redaction.
@@ -8,11 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,17 +20,6 @@ class Moto:
     access_key_id: str
     secret_access_key: str
     session_token: str
-
-
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -41,6 +41,8 @@ def test_opentelemetry_instrument_turns_it_on(moto: Moto, tmp_path: Path) -> Non
 
 
 def test_provtrace_instrument_lists_it() -> None:
+    """(This environment holds no other provtrace instrumentation; the hvac tests' environment
+    holds both, and checks that both are found.)"""
     code = "import provtrace, json; print(json.dumps(provtrace.instrument()))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)  # noqa: S603
-    assert {"botocore", "hvac"} <= set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert "botocore" in set(json.loads(out.stdout.strip().splitlines()[-1]))

@@ -17,22 +17,13 @@ import botocore.config
 import botocore.exceptions
 import pytest
 from moto_fixture import Moto
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 from provtrace_instrumentation_botocore import BotocoreInstrumentor, action_params, aws
 
 import provtrace
 from provtrace import conventions as c
 from provtrace.instrumentation import redact
-from tests.conftest import Recorded
-
-
-def steps(recorded: Recorded, step: str) -> list[ReadableSpan]:
-    return [s for s in recorded.spans() if (s.attributes or {}).get(c.STEP) == step]
-
-
-def attrs(span: ReadableSpan) -> dict[str, Any]:
-    return dict(span.attributes or {})
+from provtrace.testing import Recorded, attrs
 
 
 def everything(recorded: Recorded) -> bytes:
@@ -51,7 +42,7 @@ def test_a_client_made_before_instrumenting_is_covered(recorded: Recorded, moto:
         answer = early.get_secret_value(SecretId=created["Name"])
     assert json.loads(answer["SecretString"]) == fields
     recorded.handle.force_flush(10)
-    (fetch,) = steps(recorded, c.STEP_SECRET_FETCH)
+    (fetch,) = recorded.steps(c.STEP_SECRET_FETCH)
     attributes = attrs(fetch)
     assert fetch.name == "secret_fetch aws.secretsmanager"
     assert attributes[c.SECRET_REF] == created["Name"]
@@ -103,7 +94,7 @@ def test_batches_record_each_secret_and_each_failure(recorded: Recorded, moto: M
         named = ssm.get_parameters(Names=[f"/{name}/secure", f"/{name}/nope"], WithDecryption=True)
     recorded.handle.force_flush(10)
     fetched = {
-        (attrs(s)[c.SECRET_REF], attrs(s).get(c.ERROR_TYPE)) for s in steps(recorded, c.STEP_SECRET_FETCH)
+        (attrs(s)[c.SECRET_REF], attrs(s).get(c.ERROR_TYPE)) for s in recorded.steps(c.STEP_SECRET_FETCH)
     }
     assert fetched == {
         (f"{name},prod/absent", None),
@@ -143,7 +134,7 @@ def test_assume_role_is_credential_issuance(
         with pytest.raises(assumed.exceptions.ResourceNotFoundException):
             assumed.get_secret_value(SecretId="prod/none")
     recorded.handle.force_flush(10)
-    issuance, denied = steps(recorded, c.STEP_SECRET_FETCH)
+    issuance, denied = recorded.steps(c.STEP_SECRET_FETCH)
     attributes = attrs(issuance)
     assert attributes[c.SECRET_STORE] == "aws.sts"
     assert attributes[c.SECRET_REF] == role
@@ -222,7 +213,7 @@ def test_throttling_and_retries(recorded: Recorded, moto: Moto, throttling: type
             client.get_secret_value(SecretId=name)
     assert raised.value.response["Error"]["Code"] == "ThrottlingException"
     recorded.handle.force_flush(10)
-    retried, throttled = steps(recorded, c.STEP_SECRET_FETCH)
+    retried, throttled = recorded.steps(c.STEP_SECRET_FETCH)
     assert attrs(retried)[c.SECRET_RETRIES] == 2
     assert retried.status.status_code != StatusCode.ERROR
     assert attrs(throttled)[c.ERROR_TYPE] == "ThrottlingException"
@@ -242,7 +233,7 @@ def test_secret_changes_are_actions_with_versions(recorded: Recorded, moto: Moto
         ssm.put_parameter(Name=f"/{name}", Value=parameter_value, Type="SecureString")
         ssm.put_parameter(Name=f"/{name}", Value=parameter_value + "2", Type="SecureString", Overwrite=True)
     recorded.handle.force_flush(10)
-    write, first_param, second_param = steps(recorded, c.STEP_ACTION)
+    write, first_param, second_param = recorded.steps(c.STEP_ACTION)
     attributes = attrs(write)
     assert write.name == "action secret.write"
     assert attributes[c.ACTION_TARGET] == name
@@ -252,7 +243,7 @@ def test_secret_changes_are_actions_with_versions(recorded: Recorded, moto: Moto
     assert attributes[c.ACTION_PARAMS_SHA256] == provtrace.digest(
         action_params("secretsmanager", "PutSecretValue", request)
     )
-    (fetch,) = steps(recorded, c.STEP_SECRET_FETCH)
+    (fetch,) = recorded.steps(c.STEP_SECRET_FETCH)
     assert attrs(fetch)[c.SECRET_VERSION] == read["VersionId"] == put["VersionId"]
     assert [link.context.span_id for link in fetch.links] == [write.context.span_id]
     assert (attrs(first_param)[c.CHANGE_AFTER_VERSION], c.CHANGE_BEFORE_VERSION in attrs(first_param)) == (
@@ -282,7 +273,7 @@ def test_a_guarded_change_is_refused_before_it_is_sent(recorded: Recorded, moto:
     versions = sm.describe_secret(SecretId=name)["VersionIdsToStages"]
     assert len(versions) == 1  # nothing reached the store
     recorded.handle.force_flush(10)
-    (refused,) = steps(recorded, c.STEP_ACTION)
+    (refused,) = recorded.steps(c.STEP_ACTION)
     assert attrs(refused)[c.OUTCOME] == c.OUTCOME_REFUSED
 
 

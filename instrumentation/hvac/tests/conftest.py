@@ -1,24 +1,17 @@
-"""Fixtures for the hvac instrumentation's tests: a real OpenBao dev server (openbao_fixture) and
-provtrace recording in memory with the instrumentation on."""
+"""Fixtures for the hvac instrumentation's tests, on top of provtrace's pytest plugin (loaded by
+``-p provtrace.testing`` in this package's pytest settings): its real OpenBao dev server, seeded
+here with what the tests use (vault_seed), and provtrace with the instrumentation on."""
 
 from __future__ import annotations
 
-import contextlib
-import sys
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from provtrace_instrumentation_hvac import HvacInstrumentor
+from vault_seed import AppRole, agent_role, seed
 
-REPO = Path(__file__).resolve().parents[3]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from openbao_fixture import approle, openbao  # noqa: E402, F401 - fixtures
-
-from provtrace.instrumentation import forget_written  # noqa: E402
-from tests.conftest import Recorded, make_recorded  # noqa: E402
+from provtrace.testing import OpenBao, Recorded, instrumented
 
 
 @pytest.fixture(autouse=True)
@@ -30,25 +23,20 @@ def _quiet_hvac() -> Iterator[None]:
         yield
 
 
+@pytest.fixture(scope="session")
+def openbao(openbao: OpenBao) -> OpenBao:
+    """The plugin's OpenBao, with the tests' mounts, policy and AppRole."""
+    seed(openbao)
+    return openbao
+
+
+@pytest.fixture(scope="session")
+def approle(openbao: OpenBao) -> AppRole:
+    return agent_role(openbao)
+
+
 @pytest.fixture
-def recorded(tmp_path: Path) -> Iterator[Recorded]:
-    from provtrace_instrumentation_hvac import HvacInstrumentor
-
-    result = make_recorded(tmp_path)
-    instrumentor = HvacInstrumentor()
-    instrumentor.instrument()
-    try:
-        yield result
-    finally:
-        instrumentor.uninstrument()
-        forget_written()
-        with contextlib.suppress(Exception):
-            result.handle.shutdown(timeout_s=10)
-
-
-@pytest.fixture(autouse=True)
-def _clean_secrets() -> Iterator[None]:
-    from provtrace.content import SECRETS
-
-    yield
-    SECRETS.clear()
+def recorded(recorded: Recorded) -> Iterator[Recorded]:
+    """provtrace with an in-memory view of its spans, and the instrumentation on."""
+    with instrumented(HvacInstrumentor()):
+        yield recorded

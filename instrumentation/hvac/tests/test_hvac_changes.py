@@ -9,23 +9,13 @@ from typing import Any
 
 import hvac
 import pytest
-from openbao import OpenBao
-from openbao_fixture import AppRole, new_secret_id
-from opentelemetry.sdk.trace import ReadableSpan
 from provtrace_instrumentation_hvac import HvacInstrumentor, action_params
+from vault_seed import AppRole, new_secret_id
 
 import provtrace
 from provtrace import conventions as c
 from provtrace.cli.main import main as cli
-from tests.conftest import Recorded
-
-
-def steps(recorded: Recorded, step: str) -> list[ReadableSpan]:
-    return [s for s in recorded.spans() if (s.attributes or {}).get(c.STEP) == step]
-
-
-def attrs(span: ReadableSpan) -> dict[str, Any]:
-    return dict(span.attributes or {})
+from provtrace.testing import OpenBao, Recorded, attrs
 
 
 def test_a_kv_v2_write_is_a_privileged_action_with_versions(recorded: Recorded, openbao: OpenBao) -> None:
@@ -40,7 +30,7 @@ def test_a_kv_v2_write_is_a_privileged_action_with_versions(recorded: Recorded, 
         )
         root.secrets.kv.v2.delete_latest_version_of_secret(path=path, mount_point="kv")
     recorded.handle.force_flush(10)
-    first, second, delete = steps(recorded, c.STEP_ACTION)
+    first, second, delete = recorded.steps(c.STEP_ACTION)
     assert second.name == "action secret.write"
     assert attrs(second)[c.ACTION_TARGET] == f"kv/{path}"
     assert attrs(second)[c.ACTION_PRIVILEGED] is True
@@ -51,7 +41,7 @@ def test_a_kv_v2_write_is_a_privileged_action_with_versions(recorded: Recorded, 
         action_params("kv_v2.create_or_update_secret", "kv", path)
     )
     assert (delete.name, attrs(delete)[c.CHANGE_BEFORE_VERSION]) == ("action secret.delete", "2")
-    (fetch,) = steps(recorded, c.STEP_SECRET_FETCH)
+    (fetch,) = recorded.steps(c.STEP_SECRET_FETCH)
     assert attrs(fetch)[c.SECRET_VERSION] == str(read["data"]["metadata"]["version"]) == "2"
     assert [link.context.span_id for link in fetch.links] == [second.context.span_id]
     written = recorded.files_bytes()
@@ -74,7 +64,7 @@ def test_a_guarded_write_is_refused_before_it_reaches_the_store(recorded: Record
     metadata: Any = openbao.request("GET", f"kv/metadata/{path}")
     assert metadata["data"]["current_version"] == 1  # nothing reached OpenBao
     recorded.handle.force_flush(10)
-    (refused,) = steps(recorded, c.STEP_ACTION)
+    (refused,) = recorded.steps(c.STEP_ACTION)
     assert attrs(refused)[c.OUTCOME] == c.OUTCOME_REFUSED
 
 

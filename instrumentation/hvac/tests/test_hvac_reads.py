@@ -8,19 +8,13 @@ from typing import Any
 
 import hvac
 import pytest
-from openbao import OpenBao
-from openbao_fixture import AppRole, new_secret_id
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode, format_span_id
+from vault_seed import AppRole, new_secret_id
 
 import provtrace
 from provtrace import conventions as c
 from provtrace.instrumentation import redact
-from tests.conftest import Recorded
-
-
-def fetches(recorded: Recorded) -> list[ReadableSpan]:
-    return [s for s in recorded.spans() if (s.attributes or {}).get(c.STEP) == c.STEP_SECRET_FETCH]
+from provtrace.testing import OpenBao, Recorded
 
 
 def attributes_text(recorded: Recorded) -> str:
@@ -54,7 +48,7 @@ def test_kv_v2_read_is_a_fetch_joined_to_the_audit_log(
         )
     assert read["data"]["data"]["token"] == value  # the caller gets the value, unchanged
     recorded.handle.force_flush(10)
-    login, fetch = fetches(recorded)
+    login, fetch = recorded.steps(c.STEP_SECRET_FETCH)
     attributes = dict(fetch.attributes or {})
     assert attributes[c.SECRET_REF] == "kv/agents/fw-api-token"
     assert attributes[c.SECRET_STORE] == "vault"
@@ -84,7 +78,7 @@ def test_approle_login_is_credential_issuance_that_records_none_of_its_secrets(
         client, secret_id = logged_in(openbao, approle)
     token = client.token
     recorded.handle.force_flush(10)
-    (login,) = fetches(recorded)
+    (login,) = recorded.steps(c.STEP_SECRET_FETCH)
     attributes = dict(login.attributes or {})
     assert login.name == "secret_fetch vault"
     assert attributes[c.SECRET_REF] == "auth/approle/login"
@@ -114,7 +108,7 @@ def test_kv_v1_and_generic_reads(recorded: Recorded, openbao: OpenBao, approle: 
         assert client.read("kv1/agents/legacy")["data"]["key"] == value
         assert client.read("kv1/agents/missing") is None  # hvac turns the 404 into None
     recorded.handle.force_flush(10)
-    _, v1, generic, missing = fetches(recorded)
+    _, v1, generic, missing = recorded.steps(c.STEP_SECRET_FETCH)
     assert (v1.attributes or {})[c.SECRET_REF] == "kv1/agents/legacy"
     assert (v1.attributes or {})[c.SECRET_ENGINE] == "kv-v1"
     assert (generic.attributes or {})[c.SECRET_REF] == "kv1/agents/legacy"
@@ -145,7 +139,11 @@ def test_the_token_identity_is_looked_up_once_per_token(recorded: Recorded, open
             )
     assert lookups() == before + 1
     recorded.handle.force_flush(10)
-    reads = [s for s in fetches(recorded) if (s.attributes or {})[c.SECRET_REF] == "kv/agents/once"]
+    reads = [
+        s
+        for s in recorded.steps(c.STEP_SECRET_FETCH)
+        if (s.attributes or {})[c.SECRET_REF] == "kv/agents/once"
+    ]
     assert len(reads) == 3
     assert {(s.attributes or {})[c.NHI_AUTH_PATH] for s in reads} == {"auth/token/create"}
     assert child not in attributes_text(recorded)
@@ -187,7 +185,7 @@ def test_denied_missing_and_throttled_reads_are_error_steps(
     recorded.handle.force_flush(10)
     errors = {
         (s.attributes or {})[c.SECRET_REF]: (s.attributes or {}).get(c.ERROR_TYPE)
-        for s in fetches(recorded)
+        for s in recorded.steps(c.STEP_SECRET_FETCH)
         if s.status.status_code == StatusCode.ERROR
     }
     assert errors == {
@@ -207,7 +205,7 @@ def test_unwrapping_a_wrapped_secret(recorded: Recorded, openbao: OpenBao) -> No
         unwrapped = root.sys.unwrap(wrapping_token)
     assert unwrapped["data"]["data"]["token"] == value
     recorded.handle.force_flush(10)
-    wrap, unwrap = fetches(recorded)
+    wrap, unwrap = recorded.steps(c.STEP_SECRET_FETCH)
     assert (wrap.attributes or {})[c.SECRET_REF] == "kv/data/agents/wrapped"
     assert (unwrap.attributes or {})[c.SECRET_REF] == "kv/data/agents/wrapped"
     assert (unwrap.attributes or {})[c.SECRET_OPERATION] == "unwrap"
@@ -221,7 +219,7 @@ def test_a_token_created_is_issued_by_the_callers_identity(recorded: Recorded, o
     with provtrace.decision("issue", trigger="test", actor="agent"):
         issued = root.auth.token.create(policies=["agent"], ttl="10m")
     recorded.handle.force_flush(10)
-    (create,) = fetches(recorded)
+    (create,) = recorded.steps(c.STEP_SECRET_FETCH)
     attributes = dict(create.attributes or {})
     assert attributes[c.SECRET_REF] == "auth/token/create"
     assert attributes[c.CREDENTIAL_METHOD] == "token"
@@ -238,7 +236,7 @@ def test_a_fetch_outside_a_decision_is_recorded_and_flagged(recorded: Recorded, 
         path="agents/lonely", mount_point="kv", raise_on_deleted_version=True
     )
     recorded.handle.force_flush(10)
-    (fetch,) = fetches(recorded)
+    (fetch,) = recorded.steps(c.STEP_SECRET_FETCH)
     assert c.DECISION_ID not in (fetch.attributes or {})
     quarantine = recorded.home / "quarantine"
     assert b"STRUCT-ROOT" in b"".join(p.read_bytes() for p in quarantine.rglob("*") if p.is_file())
@@ -259,7 +257,7 @@ def test_uninstrument_removes_every_wrap(recorded: Recorded, openbao: OpenBao) -
             path="agents/plain", mount_point="kv", raise_on_deleted_version=True
         )
     recorded.handle.force_flush(10)
-    assert fetches(recorded) == []
+    assert recorded.steps(c.STEP_SECRET_FETCH) == []
     HvacInstrumentor().instrument()  # the fixture uninstruments again
 
 
@@ -273,6 +271,6 @@ def test_both_hvac_adapters_are_covered(recorded: Recorded, openbao: OpenBao, ad
             path="agents/adapter", mount_point="kv", raise_on_deleted_version=True
         )
     recorded.handle.force_flush(10)
-    (fetch,) = fetches(recorded)
+    (fetch,) = recorded.steps(c.STEP_SECRET_FETCH)
     assert (fetch.attributes or {})[c.SECRET_VERSION]
     assert redact(f"x {value} y") == "x [REDACTED:secret] y"  # the value was tainted

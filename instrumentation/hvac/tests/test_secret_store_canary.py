@@ -10,45 +10,24 @@ import logging
 import os
 import secrets
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import hvac
 import pytest
-from moto.server import ThreadedMotoServer
-from openbao import OpenBao
-from openbao_fixture import AppRole, new_secret_id
 from provtrace_instrumentation_botocore import BotocoreInstrumentor
 from provtrace_instrumentation_hvac import HvacInstrumentor
+from vault_seed import AppRole, new_secret_id
 
 import provtrace
-from provtrace.content import SECRETS
-from tests.integration.stack import Agent, archived, jaeger_v3, stack_module, wait_for_spans
+from provtrace.testing import Agent, OpenBao, Stack, archived, encodings, jaeger_v3, wait_for_spans
 
 pytestmark = pytest.mark.integration
 
 
-def encodings(value: str) -> list[bytes]:
-    forms = {
-        value,
-        json.dumps(value)[1:-1],
-        urllib.parse.quote(value, safe=""),
-        base64.b64encode(value.encode()).decode().rstrip("="),
-        value.encode().hex(),
-    }
-    return [form.encode() for form in forms]
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+def forms(value: str) -> set[bytes]:
+    """The value raw and in each encoding it could take on the way (JSON, URL, base64, hex)."""
+    return set(encodings(value).values())
 
 
 def leak_everything(openbao: OpenBao, approle: AppRole, endpoint: str, secrets_seen: list[str]) -> list[str]:
@@ -119,10 +98,10 @@ def leak_everything(openbao: OpenBao, approle: AppRole, endpoint: str, secrets_s
 
 @pytest.mark.parametrize("mode", ["none", "digest", "redacted", "full"])
 def test_no_secret_store_value_is_written_anywhere(
-    evidence_stack: stack_module.Stack,
+    evidence_stack: Stack,
     openbao: OpenBao,
     approle: AppRole,
-    moto_endpoint: str,
+    moto_server: str,
     tmp_path: Path,
     mode: str,
 ) -> None:
@@ -140,7 +119,7 @@ def test_no_secret_store_value_is_written_anywhere(
         instrumentor.instrument()
     values: list[str] = []
     try:
-        (trace_id,) = leak_everything(openbao, approle, moto_endpoint, values)
+        (trace_id,) = leak_everything(openbao, approle, moto_server, values)
         assert agent.handle.force_flush(timeout_s=60)
         sent = agent.sent(trace_id)
         wait_for_spans(lambda: archived(evidence_stack, trace_id), len(sent), "the collector's archive")
@@ -159,16 +138,15 @@ def test_no_secret_store_value_is_written_anywhere(
         root.removeHandler(handler)
         root.setLevel(level)
         handler.close()
-        SECRETS.clear()
     written = [p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()]
     written += [p.read_bytes() for p in evidence_stack.archive_files()]
     written.append(json.dumps(jaeger_v3(evidence_stack, trace_id)).encode())
     blob = b"\n".join(written)
     assert b"canary" in blob  # the scan reads what was written
-    counts = {value[:10] + "...": sum(blob.count(form) for form in encodings(value)) for value in values}
+    counts = {value[:10] + "...": sum(blob.count(form) for form in forms(value)) for value in values}
     print(f"\ncanary scan, capture mode {mode}: {len(blob)} bytes, {len(values)} values, {counts}")
     where = {
-        str(p): sum(p.read_bytes().count(form) for v in values for form in encodings(v))
+        str(p): sum(p.read_bytes().count(form) for v in values for form in forms(v))
         for p in sorted(tmp_path.rglob("*"))
         if p.is_file()
     }

@@ -16,16 +16,16 @@ from opentelemetry.trace import SpanKind
 
 import provtrace
 from provtrace import conventions as c
-from tests.llm_harness import (
+from provtrace.testing import (
     Recorded,
     assert_never_recorded,
     attrs,
     content,
     instrumented,
-    llm_server,
-    llm_steps,
+    make_recorded,
     triggered_by,
 )
+from provtrace.testing.llm_server import Server
 
 MODEL = "fake-gpt"
 TOOLS = [
@@ -34,12 +34,14 @@ TOOLS = [
 ]
 
 
-def client(server: llm_server.Server, **options: Any) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key="test-key", **{"max_retries": 0, **options})
+def client(model_server: Server, **options: Any) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=model_server.url + "/v1", api_key="test-key", **{"max_retries": 0, **options}
+    )
 
 
-def async_client(server: llm_server.Server) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="test-key", max_retries=0)
+def async_client(model_server: Server) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=model_server.url + "/v1", api_key="test-key", max_retries=0)
 
 
 def ask(text: str) -> list[dict[str, Any]]:
@@ -58,16 +60,16 @@ def answer(text: str, finish: str = "stop") -> list[dict[str, Any]]:
 
 
 def only_step(recorded: Recorded) -> Any:
-    steps = llm_steps(recorded)
+    steps = recorded.steps(c.STEP_LLM_CALL)
     assert len(steps) == 1, [s.name for s in recorded.spans()]
     return steps[0]
 
 
 def test_a_plain_call_is_one_llm_call_with_the_conventions_attributes_and_exact_digests(
-    recorded: Recorded, server: llm_server.Server
+    recorded: Recorded, model_server: Server
 ) -> None:
     with provtrace.decision("ask", trigger="t", actor="agent"):
-        completion = client(server).chat.completions.create(
+        completion = client(model_server).chat.completions.create(
             model=MODEL, messages=ask("hello there"), temperature=0.5, max_tokens=64, seed=7, stop=["END"]
         )
     assert completion.choices[0].message.content == "echo: hello there"
@@ -83,7 +85,7 @@ def test_a_plain_call_is_one_llm_call_with_the_conventions_attributes_and_exact_
     assert a[c.GEN_AI_REQUEST_SEED] == 7
     assert a[c.GEN_AI_REQUEST_STOP_SEQUENCES] == ("END",)
     assert a[c.SERVER_ADDRESS] == "127.0.0.1"
-    assert a[c.SERVER_PORT] == server.port
+    assert a[c.SERVER_PORT] == model_server.port
     assert a[c.GEN_AI_RESPONSE_MODEL] == MODEL
     assert a[c.GEN_AI_RESPONSE_ID] == completion.id
     assert a[c.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
@@ -98,20 +100,20 @@ def test_a_plain_call_is_one_llm_call_with_the_conventions_attributes_and_exact_
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_streamed_text_reaches_the_caller_unchanged_and_digests_like_the_unstreamed_answer(
-    recorded: Recorded, server: llm_server.Server, kind: str
+    recorded: Recorded, model_server: Server, kind: str
 ) -> None:
     prompt = "stream me a few words please"
 
     async def streamed_async() -> list[Any]:
-        stream = await async_client(server).chat.completions.create(
+        stream = await async_client(model_server).chat.completions.create(
             model=MODEL, messages=ask(prompt), stream=True, stream_options={"include_usage": True}
         )
         return [chunk async for chunk in stream]
 
     with provtrace.decision("ask", trigger="t", actor="agent"):
-        plain = client(server).chat.completions.create(model=MODEL, messages=ask(prompt))
+        plain = client(model_server).chat.completions.create(model=MODEL, messages=ask(prompt))
         if kind == "sync":
-            stream = client(server).chat.completions.create(
+            stream = client(model_server).chat.completions.create(
                 model=MODEL, messages=ask(prompt), stream=True, stream_options={"include_usage": True}
             )
             chunks = list(stream)
@@ -119,7 +121,7 @@ def test_streamed_text_reaches_the_caller_unchanged_and_digests_like_the_unstrea
             chunks = asyncio.run(streamed_async())
     text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
     assert text == plain.choices[0].message.content == f"echo: {prompt}"
-    unstreamed, streamed = llm_steps(recorded)
+    unstreamed, streamed = recorded.steps(c.STEP_LLM_CALL)
     assert attrs(streamed)[c.GEN_AI_REQUEST_STREAM] is True
     assert attrs(streamed)[c.OUTPUT_SHA256] == attrs(unstreamed)[c.OUTPUT_SHA256]
     assert attrs(streamed)[c.OUTPUT_SHA256] == provtrace.digest(answer(text))
@@ -128,14 +130,14 @@ def test_streamed_text_reaches_the_caller_unchanged_and_digests_like_the_unstrea
 
 
 def test_a_stream_closed_early_ends_the_step_with_what_arrived(
-    recorded: Recorded, server: llm_server.Server
+    recorded: Recorded, model_server: Server
 ) -> None:
     with provtrace.decision("ask", trigger="t", actor="agent"):
-        stream = client(server).chat.completions.create(
+        stream = client(model_server).chat.completions.create(
             model=MODEL, messages=ask("one two three"), stream=True
         )
         first, second = next(stream), next(stream)
-        assert llm_steps(recorded) == []  # the step covers the stream while it is open
+        assert recorded.steps(c.STEP_LLM_CALL) == []  # the step covers the stream while it is open
         stream.close()
     step = only_step(recorded)
     seen = (first.choices[0].delta.content or "") + (second.choices[0].delta.content or "")
@@ -146,30 +148,34 @@ def test_a_stream_closed_early_ends_the_step_with_what_arrived(
 
 
 def test_a_stream_left_by_a_with_block_or_dropped_ends_its_step(
-    recorded: Recorded, server: llm_server.Server
+    recorded: Recorded, model_server: Server
 ) -> None:
     with provtrace.decision("ask", trigger="t", actor="agent"):
-        with client(server).chat.completions.create(
+        with client(model_server).chat.completions.create(
             model=MODEL, messages=ask("in a block"), stream=True
         ) as stream:
             for _ in stream:
                 break
-        assert len(llm_steps(recorded)) == 1
-        dropped = client(server).chat.completions.create(model=MODEL, messages=ask("dropped"), stream=True)
+        assert len(recorded.steps(c.STEP_LLM_CALL)) == 1
+        dropped = client(model_server).chat.completions.create(
+            model=MODEL, messages=ask("dropped"), stream=True
+        )
         next(dropped)
         del dropped
         gc.collect()
-        assert len(llm_steps(recorded)) == 2
-    assert all(attrs(step)[c.OUTPUT_PARTIAL] is True for step in llm_steps(recorded))
+        assert len(recorded.steps(c.STEP_LLM_CALL)) == 2
+    assert all(attrs(step)[c.OUTPUT_PARTIAL] is True for step in recorded.steps(c.STEP_LLM_CALL))
 
 
 def test_tool_calls_in_the_answer_link_exactly_the_steps_that_carry_them_out(
-    recorded: Recorded, server: llm_server.Server
+    recorded: Recorded, model_server: Server
 ) -> None:
     change = {"sg": "sg-123", "port": 443}
     prompt = f'call:lookup_rule {{"sg": "sg-123"}}\ncall:open_rule {json.dumps(change)}'
     with provtrace.decision("contain", trigger="t", actor="agent", nhi="svc"):
-        completion = client(server).chat.completions.create(model=MODEL, messages=ask(prompt), tools=TOOLS)
+        completion = client(model_server).chat.completions.create(
+            model=MODEL, messages=ask(prompt), tools=TOOLS
+        )
         lookup_call, _ = completion.choices[0].message.tool_calls  # type: ignore[misc]
         with provtrace.tool_call("lookup_rule", call_id=lookup_call.id) as lookup:
             lookup.record_input(json.loads(lookup_call.function.arguments))  # type: ignore[union-attr]
@@ -195,9 +201,9 @@ def test_tool_calls_in_the_answer_link_exactly_the_steps_that_carry_them_out(
     assert triggered_by(recorded.span("action firewall.rule.open")) == [(llm_id, "call_2")]
 
 
-def test_an_error_answer_ends_the_step_as_an_error(recorded: Recorded, server: llm_server.Server) -> None:
+def test_an_error_answer_ends_the_step_as_an_error(recorded: Recorded, model_server: Server) -> None:
     with provtrace.decision("ask", trigger="t", actor="agent"), pytest.raises(openai.BadRequestError):
-        client(server).chat.completions.create(model=MODEL, messages=ask("error:400"))
+        client(model_server).chat.completions.create(model=MODEL, messages=ask("error:400"))
     step = only_step(recorded)
     assert step.status.status_code.name == "ERROR"
     assert attrs(step)[c.ERROR_TYPE] == "BadRequestError"
@@ -205,42 +211,40 @@ def test_an_error_answer_ends_the_step_as_an_error(recorded: Recorded, server: l
     assert c.OUTPUT_SHA256 not in attrs(step)
 
 
-def test_rate_limit_retries_after_retry_after_are_one_step(
-    recorded: Recorded, server: llm_server.Server
-) -> None:
+def test_rate_limit_retries_after_retry_after_are_one_step(recorded: Recorded, model_server: Server) -> None:
     with provtrace.decision("ask", trigger="t", actor="agent"):
-        completion = client(server, max_retries=2).chat.completions.create(
+        completion = client(model_server, max_retries=2).chat.completions.create(
             model=MODEL, messages=ask("ratelimit:2")
         )
     assert completion.choices[0].message.content == "echo: ratelimit:2"
-    assert len(server.requests) == 3  # two 429s with Retry-After, then the answer
+    assert len(model_server.requests) == 3  # two 429s with Retry-After, then the answer
     step = only_step(recorded)
     assert step.status.status_code.name == "UNSET"
     assert attrs(step)[c.OUTPUT_SHA256] == provtrace.digest(answer("echo: ratelimit:2"))
 
 
-def test_a_timeout_ends_the_step_as_an_error(recorded: Recorded, server: llm_server.Server) -> None:
+def test_a_timeout_ends_the_step_as_an_error(recorded: Recorded, model_server: Server) -> None:
     with provtrace.decision("ask", trigger="t", actor="agent"), pytest.raises(openai.APITimeoutError):
-        client(server, timeout=0.2).chat.completions.create(model=MODEL, messages=ask("hold"))
+        client(model_server, timeout=0.2).chat.completions.create(model=MODEL, messages=ask("hold"))
     step = only_step(recorded)
     assert attrs(step)[c.ERROR_TYPE] == "APITimeoutError"
     assert c.OUTPUT_SHA256 not in attrs(step)
 
 
 def test_with_raw_response_keeps_the_headers_and_records_the_same_answer(
-    recorded: Recorded, server: llm_server.Server
+    recorded: Recorded, model_server: Server
 ) -> None:
     with provtrace.decision("ask", trigger="t", actor="agent"):
-        raw = client(server).chat.completions.with_raw_response.create(model=MODEL, messages=ask("raw"))
+        raw = client(model_server).chat.completions.with_raw_response.create(model=MODEL, messages=ask("raw"))
         assert raw.headers["x-request-id"].startswith("req_")
         assert raw.parse().choices[0].message.content == "echo: raw"
-        raw_stream = client(server).chat.completions.with_raw_response.create(
+        raw_stream = client(model_server).chat.completions.with_raw_response.create(
             model=MODEL, messages=ask("raw"), stream=True
         )
         assert raw_stream.headers["content-type"].startswith("text/event-stream")
         text = "".join(ch.choices[0].delta.content or "" for ch in raw_stream.parse() if ch.choices)
     assert text == "echo: raw"
-    plain, streamed = llm_steps(recorded)
+    plain, streamed = recorded.steps(c.STEP_LLM_CALL)
     assert (
         attrs(plain)[c.OUTPUT_SHA256]
         == attrs(streamed)[c.OUTPUT_SHA256]
@@ -248,9 +252,11 @@ def test_with_raw_response_keeps_the_headers_and_records_the_same_answer(
     )
 
 
-def test_async_calls_are_steps_too(recorded: Recorded, server: llm_server.Server) -> None:
+def test_async_calls_are_steps_too(recorded: Recorded, model_server: Server) -> None:
     async def run() -> str:
-        completion = await async_client(server).chat.completions.create(model=MODEL, messages=ask("async"))
+        completion = await async_client(model_server).chat.completions.create(
+            model=MODEL, messages=ask("async")
+        )
         return str(completion.choices[0].message.content)
 
     with provtrace.decision("ask", trigger="t", actor="agent"):
@@ -258,44 +264,45 @@ def test_async_calls_are_steps_too(recorded: Recorded, server: llm_server.Server
     assert attrs(only_step(recorded))[c.OUTPUT_SHA256] == provtrace.digest(answer("echo: async"))
 
 
-def test_uninstrument_restores_the_client(recorded: Recorded, server: llm_server.Server) -> None:
+def test_uninstrument_restores_the_client(recorded: Recorded, model_server: Server) -> None:
     from openai.resources.chat.completions.completions import Completions
     from provtrace_instrumentation_openai import OpenAIInstrumentor
 
     OpenAIInstrumentor().uninstrument()
     assert not isinstance(Completions.__dict__["create"], wrapt.FunctionWrapper)
     with provtrace.decision("ask", trigger="t", actor="agent"):
-        client(server).chat.completions.create(model=MODEL, messages=ask("not recorded"))
-    assert llm_steps(recorded) == []
+        client(model_server).chat.completions.create(model=MODEL, messages=ask("not recorded"))
+    assert recorded.steps(c.STEP_LLM_CALL) == []
     OpenAIInstrumentor().instrument()
 
 
 def test_a_call_inside_a_hand_made_llm_call_is_not_recorded_twice(
-    recorded: Recorded, server: llm_server.Server
+    recorded: Recorded, model_server: Server
 ) -> None:
     with provtrace.decision("ask", trigger="t", actor="agent"):
         with provtrace.llm_call(model=MODEL, provider="openai") as llm:
             llm.record_input(ask("by hand"))
-            completion = client(server).chat.completions.create(model=MODEL, messages=ask("by hand"))
+            completion = client(model_server).chat.completions.create(model=MODEL, messages=ask("by hand"))
             llm.record_output(completion)
-    assert len(llm_steps(recorded)) == 1
+    assert len(recorded.steps(c.STEP_LLM_CALL)) == 1
 
 
 @pytest.mark.parametrize("mode", c.CAPTURE_MODES)
 def test_a_fetched_secret_in_the_prompt_is_never_recorded(
-    mode: str, tmp_path: Path, server: llm_server.Server, caplog: pytest.LogCaptureFixture
+    mode: str, tmp_path: Path, model_server: Server, caplog: pytest.LogCaptureFixture
 ) -> None:
     from provtrace_instrumentation_openai import OpenAIInstrumentor
 
     secret = "fwtok-" + secrets.token_urlsafe(18)
-    with instrumented(tmp_path, OpenAIInstrumentor(), capture_content=mode) as recorded:
+    recorded = make_recorded(tmp_path / "provtrace", capture_content=mode)
+    with instrumented(OpenAIInstrumentor()):
         with provtrace.decision("leak", trigger="t", actor="agent", nhi="svc"):
             with provtrace.secret_fetch(store="vault", ref="kv/fw", nhi="svc") as fetch:
                 token = fetch.record_value(secret)
             prompt = f"open the rule with token {token}"  # the server echoes it back
-            client(server).chat.completions.create(model=MODEL, messages=ask(prompt))
-            list(client(server).chat.completions.create(model=MODEL, messages=ask(prompt), stream=True))
-        steps = llm_steps(recorded)
+            client(model_server).chat.completions.create(model=MODEL, messages=ask(prompt))
+            list(client(model_server).chat.completions.create(model=MODEL, messages=ask(prompt), stream=True))
+        steps = recorded.steps(c.STEP_LLM_CALL)
         assert len(steps) == 2
         if mode != c.CAPTURE_NONE:
             assert attrs(steps[0])[c.CONTENT_KEYED] == (c.INPUT_SHA256, c.OUTPUT_SHA256)

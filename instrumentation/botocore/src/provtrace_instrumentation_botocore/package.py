@@ -1,3 +1,3 @@
 """The botocore line this instrumentation supports (``opentelemetry-instrument`` checks it)."""
 
-_instruments = ("botocore >= 1.31, < 2",)
+_instruments = ("botocore >= 1.33, < 2",)

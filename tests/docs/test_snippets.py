@@ -12,7 +12,9 @@ fence changes that (the convention is described in docs/testing.md):
 - ``<!-- snippet: skip reason="..." -->``: not run; the reason is reported as the test's skip;
 - ``<!-- snippet: file="agent.py" -->``: written to that file of the page's directory, not run
   (a later block runs it);
-- ``<!-- snippet: exit=1 -->``: the block's last command must exit 1 (the others 0).
+- ``<!-- snippet: exit=1 -->``: the block's last command must exit 1 (the others 0);
+- ``<!-- snippet: in-checkout -->``: a console block run in the repository's root instead (the
+  README's ``make demo``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ MARKER = re.compile(r"^<!--\s*snippet:(?P<options>.*?)-->\s*$")
 OPTION = re.compile(r'(?P<key>[a-z-]+)(?:=(?:"(?P<quoted>[^"]*)"|(?P<bare>\S+)))?')
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<language>[\w+-]*)\s*$")
 RUN_LANGUAGES = ("python", "console")
+MARKER_OPTIONS = frozenset({"skip", "reason", "file", "exit", "in-checkout"})
 
 
 class SnippetSyntaxError(ValueError):
@@ -60,6 +63,9 @@ def parse_marker(line: str) -> dict[str, str] | None:
     options = {}
     for option in OPTION.finditer(match["options"]):
         options[option["key"]] = option["quoted"] if option["quoted"] is not None else (option["bare"] or "")
+    unknown = sorted(set(options) - MARKER_OPTIONS)
+    if unknown:
+        raise SnippetSyntaxError(f"{line.strip()}: unknown option {', '.join(unknown)}")
     if "skip" in options and not options.get("reason"):
         raise SnippetSyntaxError(f'{line.strip()}: a skip needs reason="..."')
     return options
@@ -177,7 +183,7 @@ class Workspace:
         if snippet.language == "python":
             program = self.directory / f"snippet_{snippet.line}.py"
             program.write_text(snippet.text, encoding="utf-8")
-            done = self._call([sys.executable, program.name])
+            done = self._call([sys.executable, program.name], self.directory)
             if done.returncode != 0:
                 return f"exit {done.returncode}\n{done.stdout}"
             return None
@@ -190,7 +196,8 @@ class Workspace:
             f'{command.line}\n{report}; [ "$__status" = {wanted} ] || exit 0'
             for command, wanted in zip(commands, wanted_exits, strict=True)
         ]
-        done = self._call(["bash", "-c", "\n".join(script)])
+        cwd = REPO if "in-checkout" in snippet.options else self.directory
+        done = self._call(["bash", "-c", "\n".join(script)], cwd)
         outputs = re.split(rf"\n?{tag} (-?\d+)\n", done.stdout)
         for number, (command, wanted) in enumerate(zip(commands, wanted_exits, strict=True)):
             if 2 * number + 1 >= len(outputs):
@@ -203,11 +210,11 @@ class Workspace:
                 return f"$ {command.line}\nexpected output line not found: {missing!r}\n{printed}"
         return None
 
-    def _call(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    def _call(self, argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
         try:
             return subprocess.run(
                 argv,
-                cwd=self.directory,
+                cwd=cwd,
                 env=self.env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -246,6 +253,19 @@ def test_snippets_are_found_in_the_readme_and_the_docs() -> None:
     assert len(SNIPPETS) > 20
 
 
+def test_every_written_file_is_used_by_a_later_block() -> None:
+    """A ``file=`` block no later block runs would be documentation that nothing checks."""
+    unused = []
+    for page in pages():
+        snippets = snippets_of(page)
+        for index, snippet in enumerate(snippets):
+            name = snippet.options.get("file")
+            later = [s.text for s in snippets[index + 1 :] if "skip" not in s.options]
+            if name and not any(name in text for text in later):
+                unused.append(f"{snippet.where}: {name}")
+    assert unused == []
+
+
 def test_a_marker_is_read_as_written() -> None:
     assert parse_marker('<!-- snippet: skip reason="needs a Kubernetes cluster" -->') == {
         "skip": "",
@@ -255,6 +275,8 @@ def test_a_marker_is_read_as_written() -> None:
     assert parse_marker("<!-- an ordinary comment -->") is None
     with pytest.raises(SnippetSyntaxError):
         parse_marker("<!-- snippet: skip -->")
+    with pytest.raises(SnippetSyntaxError, match="skp"):
+        parse_marker('<!-- snippet: skp reason="typo" -->')
 
 
 def test_expected_output_is_compared_loosely_but_in_order() -> None:

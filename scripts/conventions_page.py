@@ -620,6 +620,7 @@ PROVENANCE: tuple[Attribute, ...] = (
 )
 
 MCP_TOOL = conditionally("an MCP call")
+VAULT_CHANGE = conditionally("a Vault / OpenBao secret change")
 SEMCONV: tuple[Attribute, ...] = (
     Attribute(
         "GEN_AI_OPERATION_NAME",
@@ -780,9 +781,12 @@ SEMCONV: tuple[Attribute, ...] = (
         {EVERY_STEP: conditionally("the step failed")},
     ),
     Attribute(
-        "SERVER_ADDRESS", STRING, "the model API's or Vault's host", {LLM: RECOMMENDED, FETCH: RECOMMENDED}
+        "SERVER_ADDRESS",
+        STRING,
+        "the model API's or Vault's host",
+        {LLM: RECOMMENDED, FETCH: RECOMMENDED, ACTION: VAULT_CHANGE},
     ),
-    Attribute("SERVER_PORT", INT, "its port", {LLM: RECOMMENDED, FETCH: RECOMMENDED}),
+    Attribute("SERVER_PORT", INT, "its port", {LLM: RECOMMENDED, FETCH: RECOMMENDED, ACTION: VAULT_CHANGE}),
     Attribute(
         "CLOUD_REGION", STRING, "the AWS region", {FETCH: conditionally("AWS"), ACTION: conditionally("AWS")}
     ),

@@ -76,7 +76,10 @@ PROVENANCE: tuple[Attribute, ...] = (
     # common to every step
     Attribute("STEP", STRING, "the step kind (values below)", {EVERY_STEP: REQUIRED}),
     Attribute(
-        "DECISION_ID", STRING, "the decision the step belongs to (its root's id)", {EVERY_STEP: REQUIRED}
+        "DECISION_ID",
+        STRING,
+        "the decision the step belongs to (its root's id); on a violation record, the segment's",
+        {EVERY_STEP: REQUIRED, VIOLATION: conditionally("the segment held a decision")},
     ),
     Attribute(
         "ACTOR_ID",
@@ -569,7 +572,7 @@ PROVENANCE: tuple[Attribute, ...] = (
         "SEAL_REASON",
         STRING,
         "why the seal was made (values below)",
-        {SEAL: REQUIRED, VIOLATION: RECOMMENDED},
+        {SEAL: REQUIRED, VIOLATION: REQUIRED},
     ),
     Attribute(
         "SEAL_HEARTBEAT_INTERVAL",
@@ -606,7 +609,12 @@ PROVENANCE: tuple[Attribute, ...] = (
         "the rule codes of the quarantined (or annotated) segment",
         {VIOLATION: REQUIRED, RELEASE: REQUIRED},
     ),
-    Attribute("VIOLATION_DETAILS", STRINGS, "one line per violation (never content)", {VIOLATION: REQUIRED}),
+    Attribute(
+        "VIOLATION_DETAILS",
+        STRINGS,
+        "one JSON object per violation: ids and attribute names, never content",
+        {VIOLATION: REQUIRED},
+    ),
     Attribute(
         "VIOLATION_QUARANTINE_ID",
         STRING,
@@ -895,7 +903,8 @@ def required_of(step: str, profile: str) -> tuple[str, ...]:
 
 
 def level_on(attribute: Attribute, step: str) -> str | None:
-    level = attribute.levels.get(step, attribute.levels.get(EVERY_STEP))
+    """The attribute's level on a step (``EVERY_STEP`` covering the eight) or on a record kind."""
+    level = attribute.levels.get(step, attribute.levels.get(EVERY_STEP) if step in c.STEPS else None)
     if attribute.name in c.AUDIT_REQUIRED_ATTRIBUTES.get(step, ()) and level != REQUIRED:
         return AUDIT_REQUIRED
     return level

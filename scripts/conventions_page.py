@@ -886,6 +886,19 @@ def check_coverage() -> None:
         problems.append(f"entries naming no attribute constant: {', '.join(unknown)}")
     if twice:
         problems.append(f"described twice: {', '.join(twice)}")
+    for prefix, described_values in (
+        ("SEAL_REASON_", SEAL_REASONS),
+        ("ACTION_SECRET_", ACTION_TYPES),
+        ("LINK_", LINKS),
+    ):
+        values = {
+            v for n, v in vars(c).items() if n.startswith(prefix) and isinstance(v, str) and n != "LINK_TYPE"
+        }
+        undescribed = sorted(values - set(described_values))
+        if undescribed:
+            problems.append(
+                f"no description in scripts/conventions_page.py for {prefix}* {', '.join(undescribed)}"
+            )
     for step in c.STEPS:
         for name in required_of(step, c.PROFILE_BASELINE):
             levels = next(a.levels for a in PROVENANCE + SEMCONV if a.name == name)

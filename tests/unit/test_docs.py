@@ -71,3 +71,12 @@ def test_every_step_has_its_required_attributes_in_its_table() -> None:
         for name in c.COMMON_REQUIRED + c.REQUIRED_ATTRIBUTES[step]:
             row = next(line for line in section.splitlines() if line.startswith(f"| `{name}` |"))
             assert row.split(" | ")[2] == "required", row
+
+
+def test_a_new_seal_reason_without_a_description_fails_the_generation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(c, "SEAL_REASON_REPLAYED", "replayed", raising=False)
+    page = generator()
+    with pytest.raises(page.ConventionsPageError, match="replayed"):
+        page.render()

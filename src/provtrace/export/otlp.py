@@ -292,8 +292,10 @@ class OtlpSink:
         self._timeout_s = timeout_s
         self._max_request_bytes = max_request_bytes
         self._gzip_above_bytes = gzip_above_bytes
+        self._tls: tuple[str, int, ssl.SSLContext] | None = None
         if url.scheme == "https":
             context = ssl_context or ssl.create_default_context()
+            self._tls = (url.hostname, port or 443, context)
             self._connection: http.client.HTTPConnection = http.client.HTTPSConnection(
                 url.hostname, port, timeout=timeout_s, context=context
             )
@@ -351,7 +353,8 @@ class OtlpSink:
             stale = isinstance(exc, (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected))
             if reused and stale and may_repeat:
                 return self._exchange(body, headers, may_repeat=False)
-            raise _transport_error(exc, self._where) from exc
+            refusal = None if reused else self._tls_refusal(exc)
+            raise _transport_error(refusal or exc, self._where) from exc
         if self._watchdog.release():
             # What was read may have been cut short by the shutdown itself: nothing is confirmed.
             connection.close()
@@ -359,6 +362,28 @@ class OtlpSink:
         if not complete:
             connection.close()  # an answer left unread: the connection cannot be reused
         return response.status, response.getheader("Retry-After"), answer
+
+    def _tls_refusal(self, failure: BaseException) -> ssl.SSLError | None:
+        """Why a fresh TLS connection was closed without an answer, when the collector says so.
+
+        With TLS 1.3 the collector judges the client certificate after the handshake; its alert
+        ("certificate required", "unknown CA") then races the request already sent, and usually
+        loses to the connection reset. A second handshake that sends nothing reads the alert
+        (bounded wait); a collector that accepts the client just waits, and the first failure
+        stands."""
+        if self._tls is None or not isinstance(failure, (ssl.SSLEOFError, ConnectionResetError)):
+            return None
+        host, port, context = self._tls
+        wait_s = min(2.0, self._timeout_s)
+        try:
+            with socket.create_connection((host, port), timeout=wait_s) as raw:
+                with context.wrap_socket(raw, server_hostname=host) as tls:
+                    tls.recv(1)
+        except ssl.SSLError as exc:
+            return None if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)) else exc
+        except OSError:
+            return None
+        return None
 
     def _interrupted(self) -> SinkError:
         if self._closed:

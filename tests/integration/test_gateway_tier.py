@@ -1,0 +1,186 @@
+"""The scaled-out stack on loopback: provtrace -> load-balancing collector
+(collector-config/otelcol-loadbalancer.yaml, routing by trace id, persistent queue) -> two gateway
+collectors (otelcol.yaml: archive + persistent queue) -> one Jaeger. One gateway is SIGKILLed in
+the middle of a burst and restarted: every span id produced arrives in the union of the gateway
+archives, each trace (its segments and the seals inside them) at one gateway only, and the
+stream's seal chain, spread over both gateways, verifies from their union."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import provtrace
+from provtrace.integrity import write_key_pair
+from provtrace.testing import Archive, wait_for
+from provtrace.testing.stack import Checkout, Ports, Stack
+from tests.integration.stack import REPO
+
+DECISIONS = 400  # half before the kill, half while the gateway is down
+TOOL_CALLS = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Tier:
+    jaeger: Stack
+    gateways: tuple[Stack, Stack]
+    balancer: Stack
+
+
+@pytest.fixture
+def tier(stack_checkout: Checkout, tmp_path: Path) -> Iterator[Tier]:
+    jaeger = Stack(tmp_path / "jaeger", Ports.free(), checkout=stack_checkout, build=False)
+    jaeger.start_jaeger(timeout=120)
+    started: list[Stack] = [jaeger]
+    try:
+        gateways = tuple(
+            Stack(
+                tmp_path / f"gateway-{n}",
+                dataclasses.replace(Ports.free(), jaeger_otlp_grpc=jaeger.ports.jaeger_otlp_grpc),
+                checkout=stack_checkout,
+                build=False,
+            )
+            for n in (1, 2)
+        )
+        for gateway in gateways:
+            gateway.start_collector(timeout=120)
+            started.append(gateway)
+        balancer = Stack(
+            tmp_path / "balancer",
+            Ports.free(),
+            checkout=stack_checkout,
+            collector_config=REPO / "collector-config" / "otelcol-loadbalancer.yaml",
+            environment={
+                f"PROVTRACE_GATEWAY_{n}": gateway.otlp_grpc_endpoint for n, gateway in enumerate(gateways, 1)
+            },
+            build=False,
+        )
+        balancer.start_collector(timeout=120)
+        started.append(balancer)
+        yield Tier(jaeger, (gateways[0], gateways[1]), balancer)
+    finally:
+        for stack in reversed(started):
+            stack.stop()
+
+
+def spans_by_trace(directory: Path) -> tuple[Counter[str], dict[str, str]]:
+    """Every span id in a collector archive (counted, so duplicates show) and its trace id: read
+    raw, because the investigator's readers drop exact duplicates."""
+    counts: Counter[str] = Counter()
+    traces: dict[str, str] = {}
+    for path in sorted(directory.glob("*.jsonl")) if directory.is_dir() else []:
+        for line in path.read_text().splitlines():
+            if not line.strip():
+                continue
+            for resource in json.loads(line).get("resourceSpans", []):
+                for scope in resource.get("scopeSpans", []):
+                    for span in scope.get("spans", []):
+                        counts[span["spanId"]] += 1
+                        traces[span["spanId"]] = span["traceId"]
+    return counts, traces
+
+
+def seals(home: Path) -> set[str]:
+    """Span ids of the seals the agent produced."""
+    return {record.span_id for record in Archive(home / "sent").seals()}
+
+
+def burst(count: int) -> None:
+    for n in range(count):
+        with provtrace.decision(f"burst {n}", trigger=f"alert:{n}", actor="lb-agent", nhi="svc-lb@prod"):
+            for call in range(TOOL_CALLS):
+                with provtrace.tool_call(f"lookup_{call}") as tool:
+                    tool.record_input({"call": call})
+                    tool.record_output({"n": n})
+
+
+def test_a_gateway_killed_mid_burst_loses_nothing_and_traces_stay_whole(tier: Tier, tmp_path: Path) -> None:
+    first, second = tier.gateways
+    home = tmp_path / "agent"
+    write_key_pair(home / "keys" / "agent.key", home / "keys" / "agent.pub")
+    handle = provtrace.configure(
+        service_name="lb-agent",
+        endpoint=tier.balancer.otlp_http_endpoint,
+        archive_dir=home / "sent",  # what was produced, to compare with what arrived
+        spool_dir=home / "spool",
+        quarantine_dir=home / "quarantine",
+        signing_key=home / "keys" / "agent.key",
+        heartbeat_interval=3600,
+    )
+    burst(DECISIONS // 2)
+    wait_for("the first gateway to archive spans", lambda: spans_by_trace(first.archive_dir)[0] or None)
+    first.kill_collector()
+    at_kill = sum(spans_by_trace(second.archive_dir)[0].values())
+    burst(DECISIONS - DECISIONS // 2)
+    assert handle.force_flush(timeout_s=120)  # the load balancer holds the dead gateway's share
+    wait_for(
+        "the second gateway to keep receiving while the first is down",
+        lambda: sum(spans_by_trace(second.archive_dir)[0].values()) > at_kill or None,
+    )
+    first.start_collector(timeout=120)
+    assert handle.shutdown(timeout_s=120)
+
+    produced_counts, produced_traces = spans_by_trace(home / "sent")
+    produced = set(produced_counts)
+
+    def all_arrived() -> tuple[Counter[str], Counter[str]] | None:
+        one, two = spans_by_trace(first.archive_dir)[0], spans_by_trace(second.archive_dir)[0]
+        return (one, two) if produced <= set(one) | set(two) else None
+
+    one, two = wait_for("every produced span in the gateway archives", all_arrived, timeout_s=180)
+    arrived = set(one) | set(two)
+    assert arrived == produced
+    duplicates = sum(one.values()) + sum(two.values()) - len(arrived)
+    traces_one = {produced_traces[s] for s in one}
+    traces_two = {produced_traces[s] for s in two}
+    split = traces_one & traces_two
+    print(
+        f"\ngateway tier: produced {len(produced)} spans in {len(set(produced_traces.values()))} traces; "
+        f"gateway-1 (killed) {len(one)} spans / {len(traces_one)} traces, "
+        f"gateway-2 {len(two)} spans / {len(traces_two)} traces; arrived {len(arrived)}, "
+        f"missing {len(produced - arrived)}, duplicate records {duplicates}"
+    )
+    assert split == set(), f"{len(split)} traces split across the gateways, e.g. {sorted(split)[:3]}"
+    assert traces_one and traces_two  # both gateways got a share
+
+    union = tmp_path / "union"
+    union.mkdir()
+    for gateway in tier.gateways:
+        for path in gateway.archive_files():
+            shutil.copy(path, union / f"{gateway.dir.name}-{path.name}")
+    verified = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "provtrace.cli",
+            "verify",
+            "--stream",
+            "--archive",
+            str(union),
+            "--public-key",
+            str(home / "keys" / "agent.pub"),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    report = json.loads(verified.stdout)
+    errors = Counter(f["kind"] for f in report["findings"] if f["severity"] == "error")
+    print(f"verify --stream over the union: {report['seals_checked']} seals, errors {dict(errors)}")
+    # The chain (sequence numbers and each seal's digest of the one before) proves the stream's
+    # order; the order in which two gateways happened to store seals does not, so the union's
+    # storage order is the only thing allowed to differ from it.
+    assert set(errors) <= {"reordered"}, verified.stdout[-3000:] + verified.stderr[-2000:]
+    assert report["streams_checked"] == 1
+    assert report["seals_checked"] == len(seals(home))

@@ -20,7 +20,7 @@ import pytest
 
 import provtrace
 from provtrace.integrity import write_key_pair
-from provtrace.testing import Archive, wait_for
+from provtrace.testing import Archive, in_jaeger, wait_for, wait_for_spans
 from provtrace.testing.stack import Checkout, Ports, Stack
 from tests.integration.stack import REPO
 
@@ -150,6 +150,10 @@ def test_a_gateway_killed_mid_burst_loses_nothing_and_traces_stay_whole(tier: Ti
     )
     assert split == set(), f"{len(split)} traces split across the gateways, e.g. {sorted(split)[:3]}"
     assert traces_one and traces_two  # both gateways got a share
+    for share in (traces_one, traces_two):  # and each forwarded its share to Jaeger
+        trace = min(share)
+        expected = sum(1 for t in produced_traces.values() if t == trace)
+        wait_for_spans(lambda t=trace: in_jaeger(tier.jaeger, t), expected, f"trace {trace} in Jaeger")
 
     union = tmp_path / "union"
     union.mkdir()

@@ -217,7 +217,7 @@ class Pipeline:
             problems.append("the delivery thread is not running")
         if self._spool_problem:
             problems.append(self._spool_problem)
-        problems += self.deliverer.refusals()
+        problems += self.deliverer.credential_refusals()
         probed = self.spool.probe()
         if probed and probed not in self._spool_problem:
             problems.append(probed)

@@ -42,7 +42,7 @@ class Deliverer:
         self._progress = progress  # notified whenever something moved (flush waits on it)
         self.orphans = list(orphans)
         self._problems: dict[str, str] = {}
-        self._refusals: dict[str, str] = {}  # sinks refusing provtrace's credentials, by name
+        self._credential_refusals: dict[str, str] = {}  # sinks refusing provtrace's credentials, by name
         self._stopped = False
         self._thread = threading.Thread(target=self._loop, name="provtrace-delivery", daemon=True)
 
@@ -78,11 +78,12 @@ class Deliverer:
     def problems(self) -> list[str]:
         return [f"delivery to {name} failing: {problem}" for name, problem in sorted(self._problems.items())]
 
-    def refusals(self) -> list[str]:
+    def credential_refusals(self) -> list[str]:
         """Sinks that refuse provtrace's credentials or TLS identity: nothing reaches them until
         the configuration is fixed, so ``health()`` reports these (a collector that is merely
         down is not a health problem: the spool holds the evidence)."""
-        return [f"delivery to {name} refused: {problem}" for name, problem in sorted(self._refusals.items())]
+        refusals = sorted(self._credential_refusals.items())
+        return [f"delivery to {name} refused: {problem}" for name, problem in refusals]
 
     def stop(self, timeout_s: float = 10.0) -> bool:
         """Stop after the current batch; sinks are closed, which interrupts a retrying export.
@@ -125,10 +126,10 @@ class Deliverer:
                             )
                         self._problems[sink.name] = str(exc)
                         if refused:
-                            self._refusals[sink.name] = str(exc)
+                            self._credential_refusals[sink.name] = str(exc)
                         continue
                     backoff.pop(sink.name, None)
-                    self._refusals.pop(sink.name, None)
+                    self._credential_refusals.pop(sink.name, None)
                     if self._problems.pop(sink.name, None):
                         logger.warning("provtrace delivery to %s recovered", sink.name)
             self._release_finished_orphans()

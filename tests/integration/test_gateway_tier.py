@@ -3,7 +3,10 @@
 collectors (otelcol.yaml: archive + persistent queue) -> one Jaeger. One gateway is SIGKILLed in
 the middle of a burst and restarted: every span id produced arrives in the union of the gateway
 archives, each trace (its segments and the seals inside them) at one gateway only, and the
-stream's seal chain, spread over both gateways, verifies from their union."""
+stream's seal chain, spread over both gateways, verifies from their union. Run twice: in
+plaintext, and with TLS, mutual TLS and bearer tokens on every hop (otelcol-secure.yaml on the
+gateways and the load balancer, otelcol-loadbalancer-secure.yaml towards the gateways), where
+neither token may appear in any file or log."""
 
 from __future__ import annotations
 
@@ -15,17 +18,24 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import provtrace
 from provtrace.integrity import write_key_pair
-from provtrace.testing import Archive, in_jaeger, wait_for, wait_for_spans
+from provtrace.testing import Archive, CanaryScan, in_jaeger, wait_for, wait_for_spans
 from provtrace.testing.stack import Checkout, Ports, Stack
+from provtrace.testing.tls import TestCA
 from tests.integration.stack import REPO
 
 DECISIONS = 400  # half before the kill, half while the gateway is down
 TOOL_CALLS = 2
+
+
+CONFIG = REPO / "collector-config"
+AGENT_TOKEN = "pt-tier-agent-token-51c2"  # canaries: accepted, never written anywhere
+GATEWAY_TOKEN = "pt-tier-gateway-token-9ad0"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,10 +43,45 @@ class Tier:
     jaeger: Stack
     gateways: tuple[Stack, Stack]
     balancer: Stack
+    agent_settings: dict[str, Any]  # endpoint, and with TLS: CA, client certificate, token
 
 
-@pytest.fixture
-def tier(stack_checkout: Checkout, tmp_path: Path) -> Iterator[Tier]:
+def secured(root: Path) -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
+    """Environments of the gateways and the load balancer, and the agent's settings, for a tier
+    with TLS and tokens on every hop and mutual TLS (one test CA issues every certificate)."""
+    ca = TestCA.create(root / "pki")
+    server = ca.issue("collector", server=True)
+    balancer_client = ca.issue("load-balancer", server=False)
+    agent_client = ca.issue("agent", server=False)
+    (root / "gateway-tokens").write_text(f"{GATEWAY_TOKEN}\n")
+    (root / "agent-tokens").write_text(f"{AGENT_TOKEN}\n")
+    receivers = {
+        "PROVTRACE_OTLP_TLS_CERT_FILE": str(server.certificate),
+        "PROVTRACE_OTLP_TLS_KEY_FILE": str(server.key),
+        "PROVTRACE_OTLP_CLIENT_CA_FILE": str(ca.certificate),
+    }
+    gateway = {**receivers, "PROVTRACE_OTLP_TOKEN_FILE": str(root / "gateway-tokens")}
+    balancer = {
+        **receivers,
+        "PROVTRACE_OTLP_TOKEN_FILE": str(root / "agent-tokens"),
+        "PROVTRACE_GATEWAY_CA_FILE": str(ca.certificate),
+        "PROVTRACE_GATEWAY_TOKEN_FILE": str(root / "gateway-tokens"),
+        "PROVTRACE_GATEWAY_CLIENT_CERT_FILE": str(balancer_client.certificate),
+        "PROVTRACE_GATEWAY_CLIENT_KEY_FILE": str(balancer_client.key),
+    }
+    agent = {
+        "certificate_file": ca.certificate,
+        "client_certificate_file": agent_client.certificate,
+        "client_key_file": agent_client.key,
+        "headers": {"Authorization": f"Bearer {AGENT_TOKEN}"},
+    }
+    return gateway, balancer, agent
+
+
+@pytest.fixture(params=["plaintext", "tls"])
+def tier(request: pytest.FixtureRequest, stack_checkout: Checkout, tmp_path: Path) -> Iterator[Tier]:
+    tls = request.param == "tls"
+    gateway_env, balancer_env, agent = secured(tmp_path / "secrets") if tls else ({}, {}, {})
     jaeger = Stack(tmp_path / "jaeger", Ports.free(), checkout=stack_checkout, build=False)
     jaeger.start_jaeger(timeout=120)
     started: list[Stack] = [jaeger]
@@ -46,6 +91,8 @@ def tier(stack_checkout: Checkout, tmp_path: Path) -> Iterator[Tier]:
                 tmp_path / f"gateway-{n}",
                 dataclasses.replace(Ports.free(), jaeger_otlp_grpc=jaeger.ports.jaeger_otlp_grpc),
                 checkout=stack_checkout,
+                collector_overlays=[CONFIG / "otelcol-secure.yaml"] if tls else [],
+                environment=gateway_env,
                 build=False,
             )
             for n in (1, 2)
@@ -57,15 +104,21 @@ def tier(stack_checkout: Checkout, tmp_path: Path) -> Iterator[Tier]:
             tmp_path / "balancer",
             Ports.free(),
             checkout=stack_checkout,
-            collector_config=REPO / "collector-config" / "otelcol-loadbalancer.yaml",
+            collector_config=CONFIG / "otelcol-loadbalancer.yaml",
+            collector_overlays=(
+                [CONFIG / "otelcol-secure.yaml", CONFIG / "otelcol-loadbalancer-secure.yaml"] if tls else []
+            ),
             environment={
-                f"PROVTRACE_GATEWAY_{n}": gateway.otlp_grpc_endpoint for n, gateway in enumerate(gateways, 1)
+                **balancer_env,
+                **{f"PROVTRACE_GATEWAY_{n}": g.otlp_grpc_endpoint for n, g in enumerate(gateways, 1)},
             },
             build=False,
         )
         balancer.start_collector(timeout=120)
         started.append(balancer)
-        yield Tier(jaeger, (gateways[0], gateways[1]), balancer)
+        scheme = "https" if tls else "http"
+        settings = {"endpoint": f"{scheme}://127.0.0.1:{balancer.ports.otlp_http}", **agent}
+        yield Tier(jaeger, (gateways[0], gateways[1]), balancer, settings)
     finally:
         for stack in reversed(started):
             stack.stop()
@@ -102,13 +155,15 @@ def burst(count: int) -> None:
                     tool.record_output({"n": n})
 
 
-def test_a_gateway_killed_mid_burst_loses_nothing_and_traces_stay_whole(tier: Tier, tmp_path: Path) -> None:
+def test_a_gateway_killed_mid_burst_loses_nothing_and_traces_stay_whole(
+    tier: Tier, tmp_path: Path, canaries: CanaryScan
+) -> None:
     first, second = tier.gateways
     home = tmp_path / "agent"
     write_key_pair(home / "keys" / "agent.key", home / "keys" / "agent.pub")
     handle = provtrace.configure(
+        **tier.agent_settings,
         service_name="lb-agent",
-        endpoint=tier.balancer.otlp_http_endpoint,
         archive_dir=home / "sent",  # what was produced, to compare with what arrived
         spool_dir=home / "spool",
         quarantine_dir=home / "quarantine",
@@ -142,8 +197,10 @@ def test_a_gateway_killed_mid_burst_loses_nothing_and_traces_stay_whole(tier: Ti
     traces_one = {produced_traces[s] for s in one}
     traces_two = {produced_traces[s] for s in two}
     split = traces_one & traces_two
+    traces = set(produced_traces.values())
+    mode = "tls" if "headers" in tier.agent_settings else "plaintext"
     print(
-        f"\ngateway tier: produced {len(produced)} spans in {len(set(produced_traces.values()))} traces; "
+        f"\ngateway tier ({mode}): produced {len(produced)} spans in {len(traces)} traces; "
         f"gateway-1 (killed) {len(one)} spans / {len(traces_one)} traces, "
         f"gateway-2 {len(two)} spans / {len(traces_two)} traces; arrived {len(arrived)}, "
         f"missing {len(produced - arrived)}, duplicate records {duplicates}"
@@ -188,3 +245,5 @@ def test_a_gateway_killed_mid_burst_loses_nothing_and_traces_stay_whole(tier: Ti
     assert set(errors) <= {"reordered"}, verified.stdout[-3000:] + verified.stderr[-2000:]
     assert report["streams_checked"] == 1
     assert report["seals_checked"] == len(seals(home))
+    canaries.watch(home, tier.balancer.dir, *(gateway.dir for gateway in tier.gateways))
+    assert canaries.leaks(AGENT_TOKEN, GATEWAY_TOKEN) == []

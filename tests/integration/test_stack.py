@@ -54,6 +54,13 @@ def test_every_collector_and_jaeger_config_validates() -> None:
         [str(collector), "validate", base],
         [str(collector), "validate", base, f"--config={CONFIG / 'otelcol-secure.yaml'}"],
         [str(collector), "validate", f"--config={CONFIG / 'otelcol-loadbalancer.yaml'}"],
+        [
+            str(collector),
+            "validate",
+            f"--config={CONFIG / 'otelcol-loadbalancer.yaml'}",
+            f"--config={CONFIG / 'otelcol-secure.yaml'}",
+            f"--config={CONFIG / 'otelcol-loadbalancer-secure.yaml'}",
+        ],
         [str(jaeger), "validate", f"--config={CONFIG / 'jaeger.yaml'}"],
         [str(jaeger), "validate", f"--config={CONFIG / 'jaeger-badger.yaml'}"],
     ]
@@ -62,6 +69,8 @@ def test_every_collector_and_jaeger_config_validates() -> None:
         "PROVTRACE_OTLP_TLS_CERT_FILE": "server.crt",
         "PROVTRACE_OTLP_TLS_KEY_FILE": "server.key",
         "PROVTRACE_OTLP_TOKEN_FILE": "tokens",
+        "PROVTRACE_GATEWAY_CA_FILE": "gateways-ca.crt",
+        "PROVTRACE_GATEWAY_TOKEN_FILE": "gateway-token",
     }
     for argv in checks:
         result = subprocess.run(

@@ -29,7 +29,7 @@ TOKEN = "tls-unit-token-6f1d"  # a canary: must never leave the wire
 class Receiver:
     """A TLS stand-in collector; ``client_ca`` set: it requires a client certificate."""
 
-    def __init__(self, server_identity: Identity, client_ca: Path | None) -> None:
+    def __init__(self, server_identity: Identity, client_ca: Path | None, *, tls: bool = True) -> None:
         self.state = Collector()
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(server_identity.certificate, server_identity.key)
@@ -39,7 +39,8 @@ class Receiver:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.server.collector = self.state  # type: ignore[attr-defined]
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        if tls:
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.url = f"https://127.0.0.1:{self.server.server_address[1]}/v1/traces"
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
@@ -106,6 +107,18 @@ def test_mutual_tls_needs_a_client_certificate_the_collector_accepts(
     sink.send([line()])
     sink.close()
     assert len(mtls_receiver.state.requests) == 1
+
+
+def test_an_endpoint_that_does_not_speak_tls_is_a_refusal(ca: TestCA) -> None:
+    plain = Receiver(ca.issue("collector", server=True), client_ca=None, tls=False)
+    try:
+        sink = otlp_sink(plain.url, {"Authorization": f"Bearer {TOKEN}"}, (ca.certificate, None, None))
+        with pytest.raises(SinkAuthError, match="speaks TLS") as caught:
+            sink.send([line()])
+        sink.close()
+        assert TOKEN not in str(caught.value)
+    finally:
+        plain.close()
 
 
 def test_unusable_tls_files_are_configuration_errors(tmp_path: Path, ca: TestCA) -> None:

@@ -226,10 +226,15 @@ def _transport_error(exc: BaseException, where: str) -> SinkError:
             "the CA that issued it; the segments stay in the spool"
         )
     if isinstance(exc, ssl.SSLError) and not isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        reason = str(exc.reason or name)
+        hint = (
+            "the collector wants a client certificate it accepts (client_certificate_file= or "
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)"
+            if "CERTIFICATE" in reason.upper() or "UNKNOWN_CA" in reason.upper()
+            else "check that the endpoint speaks TLS and accepts provtrace's TLS settings"
+        )
         return SinkAuthError(
-            f"cannot deliver to {where}: TLS failed ({exc.reason or name}): the collector may require a "
-            "client certificate (client_certificate_file= or OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE) "
-            "it accepts; the segments stay in the spool"
+            f"cannot deliver to {where}: TLS failed ({reason}): {hint}; the segments stay in the spool"
         )
     return SinkError(f"cannot deliver to {where}: {name}: {exc}")
 

@@ -10,6 +10,7 @@ import provtrace
 from provtrace import conventions as c
 from provtrace import verify
 from provtrace.counters import COUNTER_NAMES, GAUGE_NAMES
+from provtrace.rules import RULES
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 FINDING_NAME = re.compile(r"[a-z]+(?:_[a-z]+)+")
@@ -71,3 +72,29 @@ def test_every_name_the_auditors_page_cites_exists_in_the_code() -> None:
         finding_kinds() | set(c.STEPS) | set(c.LINK_TYPES) | settings | set(COUNTER_NAMES) | set(GAUGE_NAMES)
     )
     assert sorted(snake - known) == []
+
+
+def test_the_profiles_column_of_each_rule_is_the_profiles_it_runs_in() -> None:
+    text = (DOCS / "completeness.md").read_text(encoding="utf-8")
+    for spec in RULES:
+        (row,) = re.findall(rf"^\| `{re.escape(spec.code)}` \| ([^|]+) \|", text, flags=re.MULTILINE)
+        assert {p.strip() for p in row.split(",")} == set(spec.profiles), spec.code
+
+
+REQUIRED_CONTROLS = (
+    "PR.PS-04",
+    "DE.CM-",
+    *(f"| AU-{n} |" for n in (2, 3, 8, 9, 10, 11, 12)),
+    "| Art. 12 ",
+    "| Art. 19 ",
+    "| Art. 26(6) ",
+    *(f"| NHI{n} " for n in range(1, 11)),
+    *(f"| ASI{n:02d} " for n in range(1, 11)),
+    "| A.8.15 ",
+    "| A.8.17 ",
+)
+
+
+def test_the_auditors_page_has_a_row_for_every_control_it_promises() -> None:
+    text = (DOCS / "auditors.md").read_text(encoding="utf-8")
+    assert [control for control in REQUIRED_CONTROLS if control not in text] == []

@@ -1,4 +1,5 @@
-# provtrace: `make demo` runs the reference agent end to end; `make test` runs every check.
+# provtrace: `make demo` runs the reference agent end to end on the embedded archive (no Go build);
+# `make demo-stack` the same against the real collector and Jaeger; `make test` runs every check.
 # Everything is installed by these targets; Go builds are cached in ~/.cache/provtrace and the
 # Go module/build caches, outside the repository.
 
@@ -10,7 +11,7 @@ PACKAGES := -e ".[dev,docs]"
 PYTEST_ARGS ?=
 CODE := src tests examples scripts bench conftest.py noxfile.py $(wildcard instrumentation/*/src instrumentation/*/tests)
 
-.PHONY: install lint typecheck docs stack-build browser stack-up stack-down stack-status unit instrumentation test demo bench clean
+.PHONY: install lint typecheck docs stack-build browser stack-up stack-down stack-status unit instrumentation test demo demo-stack bench clean
 
 $(INSTALLED): pyproject.toml $(wildcard instrumentation/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +29,7 @@ typecheck: install
 	$(VENV)/bin/mypy src $(wildcard instrumentation/*/src)
 
 docs: install
-	$(VENV)/bin/mkdocs build --strict --quiet --site-dir var/site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir var/site
 
 stack-build:
 	bash scripts/build-stack.sh all
@@ -63,8 +64,13 @@ test: lint typecheck docs stack-build browser
 	PROVTRACE_REQUIRE_STACK=1 $(PY) -m pytest tests $(PYTEST_ARGS)
 	PROVTRACE_REQUIRE_STACK=1 $(VENV)/bin/nox $(NOX_ARGS)
 
+# The reference agent's two incidents recorded into the embedded archive, reconstructed and verified.
 demo: install
-	$(PY) scripts/demo.py
+	PROVTRACE_DEMO_MODE=embedded $(PY) scripts/demo.py
+
+# The same through the real collector and Jaeger (built once from the Go module proxy, cached).
+demo-stack: install stack-build
+	PROVTRACE_DEMO_MODE=stack $(PY) scripts/demo.py
 
 bench: install
 	$(PY) -m bench

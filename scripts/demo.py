@@ -1,9 +1,11 @@
-"""`make demo`: run the reference agent and show its decision chain, verified.
+"""`make demo` and `make demo-stack`: run the reference agent and show its decision chain, verified.
 
-With Go available it builds (once) and starts the real stack (collector + Jaeger, see
-collector-config/) and sends the evidence there; otherwise, or with PROVTRACE_DEMO_MODE=embedded,
-it uses provtrace's embedded archive and says so. It prints the trace id, the Jaeger API URLs of
-the trace and the reconstructed chain, then verifies the signed evidence.
+PROVTRACE_DEMO_MODE=embedded (`make demo`) records into provtrace's embedded archive: no Go build,
+about a minute on a fresh machine. PROVTRACE_DEMO_MODE=stack (`make demo-stack`) starts the real
+stack (collector + Jaeger, see collector-config/, built once by `make stack-build`) and sends the
+evidence there; it fails when the stack cannot start. Unset: the stack when Go is available, else
+the embedded archive, saying so. It prints the trace id, where the evidence is and the
+reconstructed chain, then verifies the signed evidence.
 """
 
 from __future__ import annotations
@@ -37,11 +39,18 @@ def provtrace_cli(*args: str) -> int:
     return subprocess.call([sys.executable, "-m", "provtrace.cli", *args])
 
 
+class DemoError(RuntimeError):
+    """The demo's evidence stack was asked for and could not start."""
+
+
 def start_stack() -> stack_module.Stack | None:
-    if os.environ.get("PROVTRACE_DEMO_MODE") == "embedded":
-        print("PROVTRACE_DEMO_MODE=embedded: using the embedded archive")
+    mode = os.environ.get("PROVTRACE_DEMO_MODE", "")
+    if mode == "embedded":
+        print("PROVTRACE_DEMO_MODE=embedded: recording into the embedded archive")
+        print("(`make demo-stack` runs the same through the real collector and Jaeger)")
         return None
-    if shutil.which("go") is None and not os.environ.get("PROVTRACE_COLLECTOR_BIN"):
+    required = mode == "stack"
+    if not required and shutil.which("go") is None and not os.environ.get("PROVTRACE_COLLECTOR_BIN"):
         print("Go is not installed, so the collector and Jaeger cannot be built here: falling back")
         print("to provtrace's embedded archive (same OTLP JSON-lines format). Docker users: see")
         print("collector-config/docker-compose.yaml.")
@@ -52,6 +61,8 @@ def start_stack() -> stack_module.Stack | None:
     try:
         stack.start(timeout=120)
     except stack_module.StackError as exc:
+        if required:
+            raise DemoError(f"the stack could not start: {exc}") from exc
         print(f"the stack could not start ({exc}); falling back to the embedded archive")
         return None
     for line in stack_module._describe(stack):
@@ -101,7 +112,11 @@ def main() -> int:
         shutil.rmtree(DEMO / "home", ignore_errors=True)
         shutil.rmtree(DEMO / "archive", ignore_errors=True)
     DEMO.mkdir(parents=True, exist_ok=True)
-    stack = start_stack()
+    try:
+        stack = start_stack()
+    except DemoError as exc:
+        print(exc)
+        return 1
     bao = start_openbao()
     if bao is None:
         return 1

@@ -337,6 +337,11 @@ REQUIRED_ATTRIBUTES: Final[dict[str, tuple[str, ...]]] = {
     STEP_VERIFICATION: (VERIFICATION_RESULT,),
 }
 COMMON_REQUIRED: Final = (STEP, DECISION_ID, ACTOR_ID)
+# Required besides, under the ``audit`` profile.
+AUDIT_REQUIRED_ATTRIBUTES: Final[dict[str, tuple[str, ...]]] = {
+    STEP_ACTION: (NHI_ID,),
+    STEP_POLICY_CHECK: (POLICY_VERSION,),
+}
 
 # Ids, digests, times, versions and enums: a tainted value shorter than
 # ``provtrace.secrets_registry.MIN_SECRET_LENGTH`` never scrubs these (a fetched ``7`` or ``2026``

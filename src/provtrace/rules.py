@@ -113,10 +113,7 @@ def struct_orphan(ctx: SegmentContext) -> Iterator[Violation]:
 def _required(profile: str, step: str) -> tuple[str, ...]:
     required = c.COMMON_REQUIRED + c.REQUIRED_ATTRIBUTES.get(step, ())
     if profile == c.PROFILE_AUDIT:
-        if step == c.STEP_ACTION:
-            required += (c.NHI_ID,)
-        elif step == c.STEP_POLICY_CHECK:
-            required += (c.POLICY_VERSION,)
+        required += c.AUDIT_REQUIRED_ATTRIBUTES.get(step, ())
     return required
 
 

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from provtrace import conventions as c
 from provtrace.checkpoint import checkpoint_of, signed_note
+from provtrace.clock import Reading, reading
 from provtrace.errors import KeyFileError, SigningError
 from provtrace.merkle import MerkleLog
 from provtrace.model import AttrValue, SpanRecord
@@ -149,6 +150,7 @@ class SealBody:
     key_id: str
     tree_size: int = -1
     tree_root: str = ""
+    clock: Reading | None = None  # the monotonic reading (seals written before carry none)
 
     @classmethod
     def from_record(cls, record: SpanRecord) -> SealBody:
@@ -172,12 +174,21 @@ class SealBody:
             key_id=str(a.get(c.SEAL_KEY_ID, "")),
             tree_size=record.attr_int(c.SEAL_TREE_SIZE),
             tree_root=record.attr_str(c.SEAL_TREE_ROOT) or "",
+            clock=reading_of(record, c.SEAL_CLOCK_RUN, c.SEAL_MONOTONIC),
         )
 
     def leaves(self) -> list[bytes]:
         """The entries this seal appends to its stream's Merkle log: the digest of every span
         it covers, forwarded then withheld, in the order it lists them."""
         return [_digest_bytes(entry) for entry in (*self.spans, *self.withheld)]
+
+
+def reading_of(record: SpanRecord, run_key: str, monotonic_key: str) -> Reading | None:
+    """The monotonic reading a record carries under these attributes, if it carries one."""
+    run, value = record.attributes.get(run_key), record.attributes.get(monotonic_key)
+    if not isinstance(run, str) or not run or not isinstance(value, int) or isinstance(value, bool):
+        return None
+    return Reading(run, value)
 
 
 def _digest_bytes(entry: str) -> bytes:
@@ -265,6 +276,7 @@ class Sealer:
         held_back = tuple(f"{r.span_id}:{span_digest(r)}" for r in withheld)
         key_id = self._current_key_id()
         with self._lock:
+            clock = reading()  # under the lock: readings run in the order of the sequence numbers
             if now_ns < self._last_ns:
                 self.clock_steps_back += 1
                 logger.warning(
@@ -289,6 +301,8 @@ class Sealer:
                 c.SEAL_KEY_ID: key_id,
                 c.SEAL_TREE_SIZE: self._log.size,
                 c.SEAL_TREE_ROOT: self._log.root().hex(),
+                c.SEAL_MONOTONIC: clock.monotonic_ns,
+                c.SEAL_CLOCK_RUN: clock.run,
             }
             record = SpanRecord(
                 trace_id=trace_id,

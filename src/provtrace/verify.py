@@ -64,6 +64,14 @@ FORKED_HISTORY = "forked_history"
 EXTENDED_AFTER_END = "extended_after_end"
 NOT_IN_LOG = "not_in_log"
 PROOF_UNAVAILABLE = "proof_unavailable"
+CLOCK_AHEAD = "clock_ahead"
+CLOCK_CONTRADICTS_SEQUENCE = "clock_contradicts_sequence"
+END_BEFORE_START = "end_before_start"
+ACTION_BEFORE_APPROVAL = "action_before_approval"
+# Findings that leave the content verified but its times untrusted (the verdict says so).
+TIME_WARNINGS = frozenset(
+    {CLOCK_BACKWARDS, CLOCK_SKEW, CLOCK_AHEAD, END_BEFORE_START, ACTION_BEFORE_APPROVAL}
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,7 +8,7 @@ decides whether a seal signed by a key revoked since is still to be trusted.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from provtrace import conventions as c
 from provtrace.checkpoint import origin_of
@@ -17,7 +17,9 @@ from provtrace.keyring import Keys, iso
 from provtrace.model import SpanRecord
 from provtrace.timestamp import Stamp
 from provtrace.verify import (
+    CLOCK_AHEAD,
     CLOCK_BACKWARDS,
+    CLOCK_CONTRADICTS_SEQUENCE,
     CLOCK_SKEW,
     ERROR,
     INFO,
@@ -32,27 +34,54 @@ SKEW_TOLERANCE_NS = 2 * 10**9
 Chain = Mapping[int, tuple[SealBody, SpanRecord]]
 
 
-def check_clocks(stream: str, chain: Chain, stamps: Mapping[tuple[str, int], Stamp], report: Report) -> None:
-    """The agent's clock must not run backwards nor ahead of the TSA's; the TSA's must not run
-    backwards. Each is reported once per stream, and times after it are not to be trusted."""
+def elapsed_s(before: SealBody, after: SealBody) -> float:
+    """Seconds between two seals: by their monotonic readings when both are of one process run
+    (a stepped wall clock does not count), else by their wall times."""
+    mono = before.clock.elapsed_ns(after.clock) if before.clock is not None else None
+    return (mono if mono is not None else after.time_unix_nano - before.time_unix_nano) / 1e9
+
+
+def earliest_time_ns(bodies: Sequence[SealBody]) -> int:
+    """The earliest wall time the last of these seals (in sequence order) can have been issued
+    at: its own, or an earlier seal's of the same run plus the time that really passed since. A
+    wall clock stepped forward cannot make a stream that stopped look recent."""
+    last = bodies[-1]
+    estimate = last.time_unix_nano
+    for body in bodies:
+        mono = body.clock.elapsed_ns(last.clock) if body.clock is not None else None
+        if mono is not None and mono >= 0:
+            estimate = min(estimate, body.time_unix_nano + mono)
+    return estimate
+
+
+def check_clocks(
+    stream: str,
+    chain: Chain,
+    stamps: Mapping[tuple[str, int], Stamp],
+    report: Report,
+    *,
+    now_ns: int | None = None,
+) -> None:
+    """The agent's clock must not run backwards, ahead of the TSA's or ahead of the time of
+    verification; the TSA's must not run backwards; seals of one run must have been issued in
+    sequence order by the monotonic clock. Each is reported once per stream."""
     origin = origin_of(stream)
     previous: SealBody | None = None
     last_stamp: tuple[int, Stamp] | None = None
     reported: set[str] = set()
     for seq in sorted(chain):
         body = chain[seq][0]
-        if (
-            previous is not None
-            and body.time_unix_nano < previous.time_unix_nano
-            and CLOCK_BACKWARDS not in reported
-        ):
-            reported.add(CLOCK_BACKWARDS)
+        if previous is not None:
+            _check_step(stream, previous, body, bool(stamps), report, reported)
+        ahead = now_ns is not None and body.time_unix_nano > now_ns + SKEW_TOLERANCE_NS
+        if now_ns is not None and ahead and CLOCK_AHEAD not in reported:
+            reported.add(CLOCK_AHEAD)
             report.add(
-                CLOCK_BACKWARDS,
+                CLOCK_AHEAD,
                 WARNING,
-                f"the agent's clock went back {(previous.time_unix_nano - body.time_unix_nano) / 1e9:.3f}s "
-                f"between seal #{previous.seq} and #{seq}: seal times from here on are not trusted"
-                + ("; the time-stamps are" if stamps else ""),
+                f"seal #{seq} claims {iso(body.time_unix_nano)}, "
+                f"{(body.time_unix_nano - now_ns) / 1e9:.0f}s after the time of verification "
+                f"({iso(now_ns)}): the agent's clock ran ahead; its times are not trusted",
                 stream=stream,
                 seq=seq,
             )
@@ -81,6 +110,52 @@ def check_clocks(stream: str, chain: Chain, stamps: Mapping[tuple[str, int], Sta
                 seq=seq,
             )
         last_stamp = (seq, stamp)
+
+
+def _check_step(
+    stream: str, previous: SealBody, body: SealBody, stamped: bool, report: Report, reported: set[str]
+) -> None:
+    """Two consecutive seals: the monotonic clock tells a stepped wall clock (it went on) from
+    seals that were not issued in this order (it went back, which the sealer cannot do)."""
+    mono = previous.clock.elapsed_ns(body.clock) if previous.clock is not None else None
+    where = {"stream": stream, "seq": body.seq}
+    if mono is not None and mono < 0:
+        report.add(
+            CLOCK_CONTRADICTS_SEQUENCE,
+            ERROR,
+            f"seal #{body.seq} was issued {-mono / 1e9:.3f}s before seal #{previous.seq} by the "
+            "monotonic clock of the same process run: the seals were not made in this order",
+            **where,
+        )
+        return
+    back_s = (previous.time_unix_nano - body.time_unix_nano) / 1e9
+    ahead_s = -back_s - mono / 1e9 if mono is not None else 0.0
+    if mono is not None and ahead_s > SKEW_TOLERANCE_NS / 1e9 and CLOCK_AHEAD not in reported:
+        reported.add(CLOCK_AHEAD)
+        report.add(
+            CLOCK_AHEAD,
+            WARNING,
+            f"the agent's wall clock jumped {ahead_s:.3f}s ahead between seal #{previous.seq} and "
+            f"#{body.seq} (the monotonic clock went on {mono / 1e9:.3f}s): seal times from here on "
+            "are not trusted",
+            **where,
+        )
+    if back_s <= 0 or CLOCK_BACKWARDS in reported:
+        return
+    reported.add(CLOCK_BACKWARDS)
+    cause = (
+        f"the wall clock was set back {back_s + mono / 1e9:.3f}s (the monotonic clock went on "
+        f"{mono / 1e9:.3f}s)"
+        if mono is not None
+        else "no monotonic reading of one process run tells a stepped clock from a reordering"
+    )
+    report.add(
+        CLOCK_BACKWARDS,
+        WARNING,
+        f"the agent's clock went back {back_s:.3f}s between seal #{previous.seq} and #{body.seq}: "
+        f"{cause}; seal times from here on are not trusted" + ("; the time-stamps are" if stamped else ""),
+        **where,
+    )
 
 
 def check_key_periods(

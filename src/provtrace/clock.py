@@ -13,7 +13,7 @@ import dataclasses
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 
@@ -28,6 +28,14 @@ class Reading:
 
     run: str
     monotonic_ns: int
+
+    @classmethod
+    def of(cls, attributes: Mapping[str, object], run_key: str, monotonic_key: str) -> Reading | None:
+        """The reading recorded under these attributes, if one is."""
+        run, value = attributes.get(run_key), attributes.get(monotonic_key)
+        if not isinstance(run, str) or not run or not isinstance(value, int) or isinstance(value, bool):
+            return None
+        return cls(run, value)
 
     def elapsed_ns(self, later: Reading | None) -> int | None:
         """Nanoseconds from this reading to ``later``, or None when they are not comparable."""

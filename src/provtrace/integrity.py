@@ -174,21 +174,13 @@ class SealBody:
             key_id=str(a.get(c.SEAL_KEY_ID, "")),
             tree_size=record.attr_int(c.SEAL_TREE_SIZE),
             tree_root=record.attr_str(c.SEAL_TREE_ROOT) or "",
-            clock=reading_of(record, c.SEAL_CLOCK_RUN, c.SEAL_MONOTONIC),
+            clock=Reading.of(a, c.SEAL_CLOCK_RUN, c.SEAL_MONOTONIC),
         )
 
     def leaves(self) -> list[bytes]:
         """The entries this seal appends to its stream's Merkle log: the digest of every span
         it covers, forwarded then withheld, in the order it lists them."""
         return [_digest_bytes(entry) for entry in (*self.spans, *self.withheld)]
-
-
-def reading_of(record: SpanRecord, run_key: str, monotonic_key: str) -> Reading | None:
-    """The monotonic reading a record carries under these attributes, if it carries one."""
-    run, value = record.attributes.get(run_key), record.attributes.get(monotonic_key)
-    if not isinstance(run, str) or not run or not isinstance(value, int) or isinstance(value, bool):
-        return None
-    return Reading(run, value)
 
 
 def _digest_bytes(entry: str) -> bytes:

@@ -224,8 +224,10 @@ def verify_trace(
     check_trace(trace_id, spans, seals, keys, report, readings)
     if seals:
         from provtrace.verify_log import check_trace_anchors
+        from provtrace.verify_time import check_span_times
 
         check_trace_anchors(seals, anchors, keys, report)
+        check_span_times((r for r in records if not r.is_seal and not r.is_anchor), report)
     return report
 
 

@@ -37,7 +37,7 @@ from provtrace.verify import (
     exact,
 )
 from provtrace.verify_log import check_stream_log
-from provtrace.verify_time import earliest_time_ns, elapsed_s
+from provtrace.verify_time import check_span_times, earliest_time_ns, elapsed_s
 
 
 def verify_stream(
@@ -54,13 +54,17 @@ def verify_stream(
     holds checkpoints an auditor kept (``SignedCheckpoint``), which the archive must extend."""
     full: list[SpanRecord] = []
     entries: list[tuple[str, str, str, frozenset[str]]] = []
+    spans: list[SpanRecord] = []
     for record in records:
         if record.is_seal or record.is_anchor:
             full.append(record)
         else:
             digests = frozenset(span_digest(r) for r in readings(record))
             entries.append((record.trace_id, record.span_id, record.name, digests))
-    return verify_evidence(entries, full, keys, now_ns=now_ns, order=order, readings=readings, kept=kept)
+            spans.append(record)
+    return verify_evidence(
+        entries, full, keys, now_ns=now_ns, order=order, readings=readings, kept=kept, timed=spans
+    )
 
 
 def verify_scanned(
@@ -73,12 +77,14 @@ def verify_scanned(
     kept: Sequence[object] = (),
     report: Report | None = None,
     checked: Mapping[str, bool] | None = None,
+    timed: Iterable[SpanRecord] = (),
 ) -> Report:
     """``verify_stream`` of an archive read by ``provtrace.scan`` (digests already computed;
-    ``checked`` holds the seals already checked while reading, by span id)."""
+    ``checked`` holds the seals already checked while reading, by span id; ``timed`` the spans
+    whose times are checked, see ``verify_time.timed``)."""
     rows = ((e.trace_id, e.span_id, e.name, frozenset((e.digest,))) for e in entries)
     return verify_evidence(
-        rows, full, keys, now_ns=now_ns, order=order, kept=kept, report=report, checked=checked
+        rows, full, keys, now_ns=now_ns, order=order, kept=kept, report=report, checked=checked, timed=timed
     )
 
 
@@ -93,6 +99,7 @@ def verify_evidence(
     kept: Sequence[object] = (),
     report: Report | None = None,
     checked: Mapping[str, bool] | None = None,
+    timed: Iterable[SpanRecord] = (),
 ) -> Report:
     report = report if report is not None else Report()
     by_trace: dict[str, dict[str, tuple[str, frozenset[str]]]] = collections.defaultdict(dict)
@@ -117,6 +124,7 @@ def verify_evidence(
         for stream, seals in streams.items()
     }
     check_stream_log(chains, anchors, keys, report, kept=kept, now_ns=now_ns)
+    check_span_times(timed, report)
     report.streams_checked = len(streams)
     return report
 

@@ -8,19 +8,22 @@ decides whether a seal signed by a key revoked since is still to be trusted.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from provtrace import conventions as c
+from provtrace.authorization import action_of, approval_of
 from provtrace.checkpoint import origin_of
 from provtrace.integrity import SealBody
 from provtrace.keyring import Keys, iso
 from provtrace.model import SpanRecord
 from provtrace.timestamp import Stamp
 from provtrace.verify import (
+    ACTION_BEFORE_APPROVAL,
     CLOCK_AHEAD,
     CLOCK_BACKWARDS,
     CLOCK_CONTRADICTS_SEQUENCE,
     CLOCK_SKEW,
+    END_BEFORE_START,
     ERROR,
     INFO,
     KEY_OUT_OF_PERIOD,
@@ -202,3 +205,71 @@ def check_key_periods(
                 "trusted time-stamp proves it was signed before the revocation",
                 **where,
             )
+
+
+def timed(record: SpanRecord) -> bool:
+    """Whether ``check_span_times`` needs this span: an action or approval, or a span the wall
+    clock ended before it started."""
+    return (
+        record.step in (c.STEP_ACTION, c.STEP_APPROVAL)
+        or c.CLOCK_END_BEFORE_START in record.attributes
+        or record.end_ns < record.start_ns
+    )
+
+
+def check_span_times(records: Iterable[SpanRecord], report: Report) -> None:
+    """Spans that end before they start, and actions stamped before the approval they rely on.
+    A stepped wall clock the monotonic readings explain leaves the times untrusted (a warning);
+    an action that by every clock started before its approval contradicts its authorisation."""
+    spans = {(r.trace_id, r.span_id): r for r in records if timed(r)}
+    for record in spans.values():
+        where = {"trace_id": record.trace_id, "span_id": record.span_id}
+        inverted = record.attributes.get(c.CLOCK_END_BEFORE_START)
+        back_ns = inverted if isinstance(inverted, int) else record.start_ns - record.end_ns
+        if back_ns > 0:
+            report.add(
+                END_BEFORE_START,
+                WARNING,
+                f"span {record.span_id} ({record.name}) ended {back_ns / 1e9:.3f}s before it started: "
+                "the wall clock was set back while it ran; its times are not trusted",
+                **where,
+            )
+        if record.step != c.STEP_ACTION:
+            continue
+        for link in record.links_of(c.LINK_APPROVED_BY):
+            approval = spans.get((link.trace_id, link.span_id))
+            if approval is not None and approval.step == c.STEP_APPROVAL:
+                _check_approval_time(record, approval, report)
+
+
+def _check_approval_time(action: SpanRecord, approval: SpanRecord, report: Report) -> None:
+    before_s = (approval.start_ns - action.start_ns) / 1e9
+    if before_s <= 0:
+        return
+    where = {"trace_id": action.trace_id, "span_id": action.span_id}
+    stamped = f"action {action.span_id} is stamped {before_s:.3f}s before its approval {approval.span_id}"
+    given = approval_of(approval).clock
+    mono = given.elapsed_ns(action_of(action).clock) if given is not None else None
+    if mono is not None and mono >= 0:
+        report.add(
+            ACTION_BEFORE_APPROVAL,
+            WARNING,
+            f"{stamped}, but the monotonic clock shows the approval came {mono / 1e9:.3f}s first: the "
+            "wall clock was set back between them; their times are not trusted",
+            **where,
+        )
+    elif action.attributes.get(c.OUTCOME) == c.OUTCOME_REFUSED:
+        report.add(
+            ACTION_BEFORE_APPROVAL,
+            WARNING,
+            f"{stamped}; the guard refused it, so nothing ran on that approval",
+            **where,
+        )
+    else:
+        report.add(
+            ACTION_BEFORE_APPROVAL,
+            ERROR,
+            f"{stamped}, and no monotonic reading of one process run shows otherwise: the approval "
+            "cannot have authorised it",
+            **where,
+        )

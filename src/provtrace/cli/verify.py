@@ -185,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
             kept=kept,
             report=report,
             checked=checked,
+            timed=scan.timed,
         )
         for problem in scan.unreadable:
             report.add(UNREADABLE_LINE, ERROR, problem)

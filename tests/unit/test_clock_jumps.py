@@ -237,3 +237,16 @@ def test_the_rules_accept_what_the_guard_allowed_across_a_step(
     records = [r for r in recorded.archive.records() if not (r.is_seal or r.is_anchor)]
     violations, _ = evaluate(SegmentContext(trace_id=records[0].trace_id, records=records), ())
     assert violations == []
+
+
+def test_the_report_judges_expiry_as_the_guard_did(recorded: Recorded, manual: Manual) -> None:
+    from provtrace.reconstruct import reconstruct
+    from provtrace.report.words import observations
+
+    approve_then_act(manual, 1, HOUR)  # the wall clock says an hour, past the 900 s of the approval
+    assert recorded.handle.force_flush(30)
+    records = recorded.archive.records()
+    chain = reconstruct(records[0].trace_id, records)
+    approval = next(step for step in chain.steps if step.step == c.STEP_APPROVAL)
+    said = [text for text, problem in observations(approval, chain) if "expired" in text]
+    assert said == ["#3 started before the approval expired"]

@@ -5,6 +5,7 @@ time that really passed, and the guard and the rules judge approvals by elapsed 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from provtrace.model import AttrValue, LinkRecord, SpanRecord
 from provtrace.rules import SegmentContext, evaluate
 from provtrace.verify import Report, verify_trace
 from provtrace.verify_streams import verify_stream
-from tests.conftest import Recorded
+from tests.conftest import Recorded, make_recorded
 from tests.scenario import REQ
 
 HOUR = 3600.0
@@ -250,3 +251,28 @@ def test_the_report_judges_expiry_as_the_guard_did(recorded: Recorded, manual: M
     approval = next(step for step in chain.steps if step.step == c.STEP_APPROVAL)
     said = [text for text, problem in observations(approval, chain) if "expired" in text]
     assert said == ["#3 started before the approval expired"]
+
+
+def test_an_approval_goes_to_the_action_that_used_it_first_by_elapsed_time(tmp_path: Path) -> None:
+    """Two actions on one approval, the wall clock set back between them: the second is the
+    one that reused it, though its wall time is the earlier."""
+    recorded = make_recorded(tmp_path / "home", completeness=c.MODE_ANNOTATE)
+    try:
+        with clock.using(Manual()) as manual, provtrace.decision("d", trigger="t", actor="agent", nhi="svc"):
+            with provtrace.policy_check("fw", version="1", input=REQ) as policy:
+                policy.allow()
+            with provtrace.approval(approver="alice", for_action=REQ) as approval:
+                approval.approve()
+            with provtrace.action("fw.open", target="sg", params=REQ, privileged=True) as first:
+                pass
+            manual.advance(1)
+            manual.step(-HOUR)
+            with provtrace.action("fw.open", target="sg", params=REQ, privileged=True) as second:
+                pass
+        assert recorded.handle.force_flush(30)
+        (violation,) = [r for r in recorded.archive.records() if r.name == c.VIOLATION_SPAN_NAME]
+        details = [json.loads(d) for d in violation.attr_strings(c.VIOLATION_DETAILS)]
+        assert {(d["code"], d["span_id"]) for d in details} == {(c.RULE_APPROVAL_BINDING, second.span_id)}
+        assert first.span_id not in {d["span_id"] for d in details}
+    finally:
+        recorded.handle.shutdown(10)

@@ -15,6 +15,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import TypeVar
 
 
 def _new_run() -> str:
@@ -82,8 +83,11 @@ def _forked() -> None:
 os.register_at_fork(after_in_child=_forked)
 
 
+C = TypeVar("C", bound=Clock)
+
+
 @contextmanager
-def using(clock: Clock) -> Iterator[Clock]:
+def using(clock: C) -> Iterator[C]:
     """Stamp with ``clock`` inside the block (tests)."""
     previous, _active[0] = _active[0], clock
     try:

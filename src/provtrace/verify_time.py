@@ -244,12 +244,13 @@ def check_span_times(records: Iterable[SpanRecord], report: Report) -> None:
 
 def _check_approval_time(action: SpanRecord, approval: SpanRecord, report: Report) -> None:
     before_s = (approval.start_ns - action.start_ns) / 1e9
-    if before_s <= 0:
-        return
     where = {"trace_id": action.trace_id, "span_id": action.span_id}
-    stamped = f"action {action.span_id} is stamped {before_s:.3f}s before its approval {approval.span_id}"
     given = approval_of(approval).clock
     mono = given.elapsed_ns(action_of(action).clock) if given is not None else None
+    if before_s <= 0:
+        _check_approval_age(action, approval, -before_s, mono, report)
+        return
+    stamped = f"action {action.span_id} is stamped {before_s:.3f}s before its approval {approval.span_id}"
     if mono is not None and mono >= 0:
         report.add(
             ACTION_BEFORE_APPROVAL,
@@ -273,3 +274,21 @@ def _check_approval_time(action: SpanRecord, approval: SpanRecord, report: Repor
             "cannot have authorised it",
             **where,
         )
+
+
+def _check_approval_age(
+    action: SpanRecord, approval: SpanRecord, after_s: float, mono: int | None, report: Report
+) -> None:
+    """An action stamped much later after its approval than the monotonic clock measured: the
+    wall clock jumped ahead between them (and the approval's age was judged by the latter)."""
+    if mono is None or after_s - mono / 1e9 <= SKEW_TOLERANCE_NS / 1e9:
+        return
+    report.add(
+        CLOCK_AHEAD,
+        WARNING,
+        f"action {action.span_id} is stamped {after_s:.3f}s after its approval {approval.span_id}, but "
+        f"the monotonic clock shows {mono / 1e9:.3f}s passed: the wall clock jumped ahead between them; "
+        "their times are not trusted (the approval's age is the monotonic one)",
+        trace_id=action.trace_id,
+        span_id=action.span_id,
+    )

@@ -145,13 +145,15 @@ def test_a_span_the_clock_ended_before_it_started(agent: ClockAgent) -> None:
 def test_a_forward_jump_raises_no_heartbeat_gap_and_expires_no_approval(agent: ClockAgent) -> None:
     agent.send("decision")
     agent.send("flush")
-    agent.set_offset(3600)
     agent.send("begin")
+    agent.set_offset(3600)
     agent.send("act")  # the approval is 900 s valid by elapsed time, not by the wall clock
     agent.send("flush")
     agent.close()
-    code, findings, _ = agent.verify(*("--as-of", as_of(3600)))  # as of the agent's (wrong) time
-    assert (code, findings) == (0, {"clock_ahead": "warning"})
+    code, findings, report = agent.verify(*("--as-of", as_of(3600)))  # as of the agent's (wrong) time
+    assert (code, findings) == (0, {"clock_ahead": "warning"})  # no heartbeat_gap
+    ahead = [f for f in report["findings"] if f["kind"] == "clock_ahead"]
+    assert [bool(f["span_id"]) for f in ahead] == [False, True]  # between seals; approval to action
 
 
 def test_a_forward_jump_does_not_hide_a_dead_process(agent: ClockAgent) -> None:

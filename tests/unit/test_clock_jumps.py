@@ -156,6 +156,9 @@ def test_an_action_stamped_before_its_approval(manual: clock.ManualClock) -> Non
     assert time_findings([approval, earlier]) == {"action_before_approval": "error"}
     unclocked = dataclasses.replace(stepped, attributes={c.STEP: c.STEP_ACTION})
     assert time_findings([approval, unclocked]) == {"action_before_approval": "error"}
+    hour = int(HOUR * 1e9)
+    later = dataclasses.replace(stepped, start_ns=now + hour, end_ns=now + hour + 1000)  # 4 µs by monotonic
+    assert time_findings([approval, later]) == {"clock_ahead": "warning"}
     inverted = span("tool", c.STEP_TOOL_CALL, now, now + 1000, **{c.CLOCK_END_BEFORE_START: 10**9})
     assert time_findings([inverted]) == {"end_before_start": "warning"}
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from provtrace import conventions as c
-from provtrace.authorization import action_of, approval_of
 from provtrace.checkpoint import origin_of
+from provtrace.clock import Reading
 from provtrace.integrity import SealBody
 from provtrace.keyring import Keys, iso
 from provtrace.model import SpanRecord
@@ -245,8 +245,8 @@ def check_span_times(records: Iterable[SpanRecord], report: Report) -> None:
 def _check_approval_time(action: SpanRecord, approval: SpanRecord, report: Report) -> None:
     before_s = (approval.start_ns - action.start_ns) / 1e9
     where = {"trace_id": action.trace_id, "span_id": action.span_id}
-    given = approval_of(approval).clock
-    mono = given.elapsed_ns(action_of(action).clock) if given is not None else None
+    given = Reading.of(approval.attributes, c.CLOCK_RUN, c.CLOCK_MONOTONIC)
+    mono = given.elapsed_ns(Reading.of(action.attributes, c.CLOCK_RUN, c.CLOCK_MONOTONIC)) if given else None
     if before_s <= 0:
         _check_approval_age(action, approval, -before_s, mono, report)
         return

@@ -1,6 +1,8 @@
 """An agent driven line by line on stdin, for tests that step its wall clock between commands
-(libfaketime reads the offset file anew at every call). Each command answers ``ok <wall_ns>``
-with the wall time the agent sees, or ``refused <message>`` when the guard refused an action.
+(libfaketime reads the offset file anew at every call). Each command answers ``ok <wall_ns>
+<span ids>``: the wall time the agent sees and the span ids of the steps the command started (so
+a test can tell what was produced from what arrived); or ``refused <message>`` when the guard
+refused an action.
 
 Commands: ``decision`` (a guarded decision), ``begin`` / ``act`` (the same, split after the
 approval), ``tool-begin`` / ``tool-end`` (a tool call left open), ``flush``, ``die`` (SIGKILL
@@ -34,21 +36,30 @@ def main(home: Path) -> int:
     tool: Any = None
     for line in sys.stdin:
         command = line.strip()
+        started: list[Any] = []  # the steps this command started, whose span ids it answers
         try:
             if command in ("decision", "begin"):
-                open_steps.enter_context(provtrace.decision("d", trigger="t", actor="agent", nhi="svc"))
+                started.append(
+                    open_steps.enter_context(provtrace.decision("d", trigger="t", actor="agent", nhi="svc"))
+                )
                 with provtrace.policy_check("fw", version="1", input=REQ) as policy:
                     policy.allow()
                 with provtrace.approval(approver="alice", for_action=REQ) as approval:
                     approval.approve()
+                started += [policy, approval]
             if command in ("decision", "act"):
                 with open_steps:
-                    with provtrace.action("fw.open", target="sg", params=REQ, require=("policy", "approval")):
-                        pass
+                    with provtrace.action(
+                        "fw.open", target="sg", params=REQ, require=("policy", "approval")
+                    ) as act:
+                        started.append(act)
             elif command == "tool-begin":
-                open_steps.enter_context(provtrace.decision("d", trigger="t", actor="agent", nhi="svc"))
+                started.append(
+                    open_steps.enter_context(provtrace.decision("d", trigger="t", actor="agent", nhi="svc"))
+                )
                 tool = open_steps.enter_context(provtrace.tool_call("lookup"))
                 tool.record_input({"q": 1})
+                started.append(tool)
             elif command == "tool-end":
                 tool.record_output({"r": 2})
                 open_steps.close()
@@ -62,7 +73,7 @@ def main(home: Path) -> int:
         except provtrace.ProvenanceViolation as refusal:
             print(f"refused {refusal}", flush=True)
             continue
-        print(f"ok {time.time_ns()}", flush=True)
+        print(f"ok {time.time_ns()} {','.join(step.span_id for step in started)}", flush=True)
     return 1
 
 

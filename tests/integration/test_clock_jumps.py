@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from provtrace.integrity import write_key_pair
+from provtrace.testing import Archive
 
 REPO = Path(__file__).resolve().parents[2]
 LIBFAKETIME = next(iter(sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))), "")
@@ -35,6 +36,7 @@ class ClockAgent:
         self.home = home
         write_key_pair(home / "agent.key", home / "agent.pub")
         self.offset_file = home / "faketime"
+        self.produced: set[str] = set()
         self.set_offset(0)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVTRACE_", "OTEL_"))}
         env.update(
@@ -65,7 +67,14 @@ class ClockAgent:
             return ""
         answer = self.process.stdout.readline().strip()
         assert answer.startswith("ok "), (command, answer)
+        for ids in answer.split(" ")[2:]:
+            self.produced.update(ids.split(","))
         return answer
+
+    def arrived(self) -> set[str]:
+        """The span ids in the archive (seals and anchors aside)."""
+        records = Archive(self.home / "archive").records()
+        return {r.span_id for r in records if not (r.is_seal or r.is_anchor)}
 
     def wall_offset_ns(self, answer: str) -> int:
         """How far the agent's wall clock was from this one's when it answered."""
@@ -118,6 +127,7 @@ def test_a_clock_set_back_between_seals_is_a_stepped_clock(agent: ClockAgent) ->
     agent.send("flush")
     agent.close()
     code, findings, report = agent.verify()
+    assert agent.produced == agent.arrived() and len(agent.produced) == 8
     assert (code, findings) == (0, {"clock_backwards": "warning"})
     assert "the monotonic clock went on" in report["findings"][0]["message"]
     assert agent.verdict() == "VERIFIED (times not trusted)"
@@ -128,6 +138,7 @@ def test_a_clock_set_back_between_approval_and_action(agent: ClockAgent) -> None
     agent.set_offset(-3600)
     agent.send("act")  # not refused: the approval came first by the clock that cannot be stepped
     agent.close()
+    assert agent.produced == agent.arrived() and len(agent.produced) == 4
     code, findings, _ = agent.verify()
     assert (code, findings) == (0, {"action_before_approval": "warning", "end_before_start": "warning"})
 
@@ -137,6 +148,7 @@ def test_a_span_the_clock_ended_before_it_started(agent: ClockAgent) -> None:
     agent.set_offset(-3600)
     agent.send("tool-end")
     agent.close()
+    assert agent.produced == agent.arrived() and len(agent.produced) == 2
     code, findings, report = agent.verify()
     assert (code, findings) == (0, {"end_before_start": "warning"})
     assert len([f for f in report["findings"] if f["kind"] == "end_before_start"]) == 2  # tool, decision
@@ -150,6 +162,7 @@ def test_a_forward_jump_raises_no_heartbeat_gap_and_expires_no_approval(agent: C
     agent.send("act")  # the approval is 900 s valid by elapsed time, not by the wall clock
     agent.send("flush")
     agent.close()
+    assert agent.produced == agent.arrived() and len(agent.produced) == 8
     code, findings, report = agent.verify(*("--as-of", as_of(3600)))  # as of the agent's (wrong) time
     assert (code, findings) == (0, {"clock_ahead": "warning"})  # no heartbeat_gap
     ahead = [f for f in report["findings"] if f["kind"] == "clock_ahead"]
@@ -163,6 +176,7 @@ def test_a_forward_jump_does_not_hide_a_dead_process(agent: ClockAgent) -> None:
     agent.send("decision")
     agent.send("flush")
     agent.send("die")
+    assert agent.produced == agent.arrived() and len(agent.produced) == 8  # flushed before the kill
     assert agent.verify()[:2] == (0, {"stream_live": "info", "clock_ahead": "warning"})  # just now
     code, findings, _ = agent.verify(*("--as-of", as_of(600)))  # ten minutes later
     assert (code, findings) == (1, {"truncated_tail": "error", "clock_ahead": "warning"})

@@ -20,6 +20,7 @@ COUNTER_NAMES: Final = (
     "heartbeats",
     "segments_delivered",
     "delivery_failures",
+    "delivery_auth_failures",
     "recording_errors",
     "rule_errors",
     "handler_errors",

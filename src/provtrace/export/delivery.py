@@ -1,8 +1,11 @@
 """The deliverer: moves sealed segments from the spool to every sink, on a thread of its own.
 
 A segment leaves the spool only when every sink acknowledged it; a sink that fails is retried
-with exponential backoff (capped at 30 s) while the others go on. Journals left by processes that
-died in the same spool directory (orphans) are delivered too, and removed once delivered.
+with exponential backoff (capped at 30 s) while the others go on. A sink that refuses provtrace's
+credentials or TLS identity (:class:`SinkAuthError`) is retried at the cap from the start, logged
+as an ERROR, counted in ``delivery_auth_failures`` and reported by ``health()``. Journals left by
+processes that died in the same spool directory (orphans) are delivered too, and removed once
+delivered.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from provtrace.counters import Counters
-from provtrace.export.sink import Sink
+from provtrace.export.sink import Sink, SinkAuthError
 from provtrace.spool import Spool
 from provtrace.tracing import suppress_instrumentation
 
@@ -39,6 +42,7 @@ class Deliverer:
         self._progress = progress  # notified whenever something moved (flush waits on it)
         self.orphans = list(orphans)
         self._problems: dict[str, str] = {}
+        self._credential_refusals: dict[str, str] = {}  # sinks refusing provtrace's credentials, by name
         self._stopped = False
         self._thread = threading.Thread(target=self._loop, name="provtrace-delivery", daemon=True)
 
@@ -74,6 +78,13 @@ class Deliverer:
     def problems(self) -> list[str]:
         return [f"delivery to {name} failing: {problem}" for name, problem in sorted(self._problems.items())]
 
+    def credential_refusals(self) -> list[str]:
+        """Sinks that refuse provtrace's credentials or TLS identity: nothing reaches them until
+        the configuration is fixed, so ``health()`` reports these (a collector that is merely
+        down is not a health problem: the spool holds the evidence)."""
+        refusals = sorted(self._credential_refusals.items())
+        return [f"delivery to {name} refused: {problem}" for name, problem in refusals]
+
     def stop(self, timeout_s: float = 10.0) -> bool:
         """Stop after the current batch; sinks are closed, which interrupts a retrying export.
         Returns whether the thread stopped."""
@@ -100,14 +111,25 @@ class Deliverer:
                         moved = self._deliver(spool, sink) or moved
                     except Exception as exc:  # noqa: BLE001 - any failure is retried, never fatal
                         self._counters.add("delivery_failures")
-                        delay = min(MAX_BACKOFF_S, backoff.get(sink.name, 0.25) * 2)
+                        refused = isinstance(exc, SinkAuthError)
+                        if refused:
+                            self._counters.add("delivery_auth_failures")
+                        delay = (
+                            MAX_BACKOFF_S if refused else min(MAX_BACKOFF_S, backoff.get(sink.name, 0.25) * 2)
+                        )
                         backoff[sink.name] = delay
                         retry_at[sink.name] = time.monotonic() + delay
-                        if sink.name not in self._problems:
-                            logger.warning("provtrace delivery to %s failed (%s); retrying", sink.name, exc)
+                        if self._problems.get(sink.name) != str(exc):
+                            level = logging.ERROR if refused else logging.WARNING
+                            logger.log(
+                                level, "provtrace delivery to %s failed (%s); retrying", sink.name, exc
+                            )
                         self._problems[sink.name] = str(exc)
+                        if refused:
+                            self._credential_refusals[sink.name] = str(exc)
                         continue
                     backoff.pop(sink.name, None)
+                    self._credential_refusals.pop(sink.name, None)
                     if self._problems.pop(sink.name, None):
                         logger.warning("provtrace delivery to %s recovered", sink.name)
             self._release_finished_orphans()

@@ -108,6 +108,9 @@ def random_trace_id() -> str:
 
 
 SIGNATURE_FIELDS: Final = (c.SEAL_DIGEST, c.SEAL_SIGNATURE)
+# How far the wall clock may run ahead of the monotonic clock between two seals before it counts
+# as stepped (verify uses the same tolerance).
+CLOCK_STEP_TOLERANCE_NS: Final = 2 * 10**9
 
 
 def seal_payload(seal: SpanRecord) -> bytes:
@@ -230,8 +233,10 @@ class Sealer:
         self._prev = ""
         self._log = MerkleLog()
         self._last_ns = 0
+        self._last_clock: Reading | None = None
         self.signing_errors = 0
         self.clock_steps_back = 0
+        self.clock_steps_forward = 0
         self.key_id = self._current_key_id()
 
     @property
@@ -269,14 +274,7 @@ class Sealer:
         key_id = self._current_key_id()
         with self._lock:
             clock = reading()  # under the lock: readings run in the order of the sequence numbers
-            if now_ns < self._last_ns:
-                self.clock_steps_back += 1
-                logger.warning(
-                    "provtrace: the clock went back %.3fs since the last seal; seals keep the clock's "
-                    "time and verify reports it",
-                    (self._last_ns - now_ns) / 1e9,
-                )
-            self._last_ns = now_ns
+            self._note_clock_step(now_ns, clock)
             for entry in (*covered_spans, *held_back):
                 self._log.append(_digest_bytes(entry))
             attributes: dict[str, AttrValue] = {
@@ -313,6 +311,27 @@ class Sealer:
         record = dataclasses.replace(record, attributes={**attributes, c.SEAL_DIGEST: digest})
         signature = self._sign(record, key_id)
         return dataclasses.replace(record, attributes={**record.attributes, c.SEAL_SIGNATURE: signature})
+
+    def _note_clock_step(self, now_ns: int, clock: Reading) -> None:
+        """Log and count a wall clock stepped since the last seal: back, or ahead of the time the
+        monotonic clock measured. Seals keep the wall clock's time; verify reports the step."""
+        elapsed = self._last_clock.elapsed_ns(clock) if self._last_clock is not None else None
+        if now_ns < self._last_ns:
+            self.clock_steps_back += 1
+            logger.warning(
+                "provtrace: the clock went back %.3fs since the last seal; seals keep the clock's "
+                "time and verify reports it",
+                (self._last_ns - now_ns) / 1e9,
+            )
+        elif elapsed is not None and now_ns - self._last_ns - elapsed > CLOCK_STEP_TOLERANCE_NS:
+            self.clock_steps_forward += 1
+            logger.warning(
+                "provtrace: the clock jumped %.3fs ahead since the last seal (the monotonic clock "
+                "measured %.3fs); seals keep the clock's time and verify reports it",
+                (now_ns - self._last_ns) / 1e9,
+                elapsed / 1e9,
+            )
+        self._last_ns, self._last_clock = now_ns, clock
 
     def _sign(self, record: SpanRecord, key_id: str) -> str:
         if self.signer is None or not key_id:

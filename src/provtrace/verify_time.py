@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from provtrace import conventions as c
 from provtrace.checkpoint import origin_of
 from provtrace.clock import Reading
-from provtrace.integrity import SealBody
+from provtrace.integrity import CLOCK_STEP_TOLERANCE_NS, SealBody
 from provtrace.keyring import Keys, iso
 from provtrace.model import SpanRecord
 from provtrace.timestamp import Stamp
@@ -33,7 +33,7 @@ from provtrace.verify import (
     Report,
 )
 
-SKEW_TOLERANCE_NS = 2 * 10**9
+SKEW_TOLERANCE_NS = CLOCK_STEP_TOLERANCE_NS
 Chain = Mapping[int, tuple[SealBody, SpanRecord]]
 
 

@@ -278,3 +278,14 @@ def test_an_approval_goes_to_the_action_that_used_it_first_by_elapsed_time(tmp_p
         assert first.span_id not in {d["span_id"] for d in details}
     finally:
         recorded.handle.shutdown(10)
+
+
+def test_the_agent_counts_the_wall_clock_stepped_either_way(recorded: Recorded, manual: Manual) -> None:
+    approve_then_act(manual, 1, 0)
+    assert recorded.handle.force_flush(30)
+    approve_then_act(manual, 1, HOUR)
+    assert recorded.handle.force_flush(30)
+    approve_then_act(manual, 1, -2 * HOUR)
+    assert recorded.handle.force_flush(30)
+    counters = recorded.handle.counters
+    assert (counters["clock_steps_forward"], counters["clock_steps_back"]) == (1, 1)

@@ -591,6 +591,36 @@ PROVENANCE: tuple[Attribute, ...] = (
     ),
     Attribute("SEAL_TREE_ROOT", STRING, "the log's root after this seal (lowercase hex)", {SEAL: REQUIRED}),
     Attribute(
+        "SEAL_MONOTONIC",
+        INT,
+        "the monotonic clock (ns) when the seal was issued; compared only within one clock run",
+        {SEAL: RECOMMENDED},
+    ),
+    Attribute(
+        "SEAL_CLOCK_RUN",
+        STRING,
+        "the process run the monotonic reading belongs to (process id and a random id, new after fork)",
+        {SEAL: RECOMMENDED},
+    ),
+    Attribute(
+        "CLOCK_RUN",
+        STRING,
+        "the clock run of the step's monotonic reading (as `provenance.seal.clock_run`)",
+        {POLICY: RECOMMENDED, APPROVAL: RECOMMENDED, ACTION: RECOMMENDED},
+    ),
+    Attribute(
+        "CLOCK_MONOTONIC",
+        INT,
+        "the monotonic clock (ns) at the step's start: the guard and rules order and expire by it",
+        {POLICY: RECOMMENDED, APPROVAL: RECOMMENDED, ACTION: RECOMMENDED},
+    ),
+    Attribute(
+        "CLOCK_END_BEFORE_START",
+        INT,
+        "how many ns before its start the wall clock ended the span (it keeps its start, 1 µs long)",
+        {EVERY_STEP: conditionally("the wall clock was set back during the span")},
+    ),
+    Attribute(
         "CHECKPOINT_NOTE",
         STRING,
         "the seal's checkpoint, a C2SP signed note (the seal's signature is its signature line)",

@@ -5,6 +5,10 @@ the completeness rules ask it after the fact, from the exported spans. Both buil
 evidence records and get the same answer, so a guard that lets an action run and a rule that
 later calls the same action unauthorised cannot happen.
 
+Order and age are judged by elapsed time: by the monotonic readings of the two steps when both
+were taken in one process run (a wall clock stepped back or forward between them changes
+nothing), else by their wall-clock start times.
+
 - A policy check authorises an action when it is linked to it, belongs to the same decision,
   started no later than the action, allowed, is still its policy's latest verdict at that point
   (an allow followed by a deny of the same policy no longer authorises), and *names* the action:
@@ -24,6 +28,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 
 from provtrace import conventions as c
+from provtrace.clock import Reading
 from provtrace.model import SpanRecord
 
 Problem = tuple[str, str]  # (rule code, what is wrong)
@@ -49,6 +54,7 @@ class PolicyEvidence:
     verdict: str
     input_sha256: str = ""
     actions: tuple[str, ...] = ()
+    clock: Reading | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +67,7 @@ class ApprovalEvidence:
     params_sha256: str = ""
     expires_at_ns: int = 0
     nonce: str = ""
+    clock: Reading | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +78,28 @@ class ActionEvidence:
     action_type: str
     actor: str
     params_sha256: str = ""
+    clock: Reading | None = None
+
+
+Timed = PolicyEvidence | ApprovalEvidence | ActionEvidence
+
+
+def elapsed_ns(earlier: Timed, later: Timed) -> int:
+    """Nanoseconds from one step's start to another's: by the monotonic clock when both were
+    read in one process run, else by their wall-clock starts."""
+    mono = earlier.clock.elapsed_ns(later.clock) if earlier.clock is not None else None
+    return mono if mono is not None else later.start_ns - earlier.start_ns
+
+
+def lifetime_ns(approval: ApprovalEvidence) -> int:
+    """How long an approval is valid: from its start (in whole microseconds, as exported) to its
+    recorded expiry."""
+    return approval.expires_at_ns - (approval.start_ns - approval.start_ns % 1000)
+
+
+def remaining_s(approval: ApprovalEvidence, action: ActionEvidence) -> float:
+    """Seconds the approval still had when the action started."""
+    return (lifetime_ns(approval) - elapsed_ns(approval, action)) / 1e9
 
 
 def names(policy: PolicyEvidence, action: ActionEvidence) -> bool:
@@ -87,7 +116,8 @@ def _superseded(policy: PolicyEvidence, action: ActionEvidence, others: Iterable
         other.policy_id == policy.policy_id
         and other.decision_id == policy.decision_id
         and other.span_id != policy.span_id
-        and policy.start_ns <= other.start_ns <= action.start_ns
+        and elapsed_ns(policy, other) >= 0
+        and elapsed_ns(other, action) >= 0
         and other.verdict != c.POLICY_ALLOW
         for other in others
     )
@@ -109,7 +139,7 @@ def policy_problems(
             reasons.append("the linked policy check is not part of this decision")
         elif not action.decision_id or policy.decision_id != action.decision_id:
             reasons.append(f"policy check {policy.policy_id} belongs to another decision")
-        elif policy.start_ns > action.start_ns:
+        elif elapsed_ns(policy, action) < 0:
             reasons.append(f"policy check {policy.policy_id} started after the action")
         elif policy.verdict != c.POLICY_ALLOW:
             verdict = f"denied ({policy.verdict})" if policy.verdict else "gave no verdict"
@@ -146,11 +176,11 @@ def approval_problems(
     for approval in approved:
         if not action.decision_id or approval.decision_id != action.decision_id:
             problems.append((c.RULE_LINK_APPROVAL, "the approval belongs to another decision"))
-        elif approval.start_ns > action.start_ns:
+        elif elapsed_ns(approval, action) < 0:
             problems.append((c.RULE_LINK_APPROVAL, "the approval was given after the action started"))
         elif approval.params_sha256 != action.params_sha256:
             problems.append((c.RULE_APPROVAL_BINDING, "the approval was given for different parameters"))
-        elif approval.expires_at_ns <= 0 or action.start_ns > approval.expires_at_ns:
+        elif approval.expires_at_ns <= 0 or remaining_s(approval, action) < 0:
             problems.append((c.RULE_APPROVAL_BINDING, "the approval had expired (or has no expiry)"))
         elif not approval.nonce or nonce_used(approval.nonce):
             problems.append((c.RULE_APPROVAL_BINDING, "the approval was already used by another action"))
@@ -193,6 +223,7 @@ def policy_of(record: SpanRecord) -> PolicyEvidence:
         verdict=_text(record, c.POLICY_DECISION),
         input_sha256=_text(record, c.INPUT_SHA256),
         actions=record.attr_strings(c.POLICY_ACTIONS),
+        clock=Reading.of(record.attributes, c.CLOCK_RUN, c.CLOCK_MONOTONIC),
     )
 
 
@@ -206,6 +237,7 @@ def approval_of(record: SpanRecord) -> ApprovalEvidence:
         params_sha256=_text(record, c.APPROVAL_PARAMS_SHA256),
         expires_at_ns=parse_expiry(record.attributes.get(c.APPROVAL_EXPIRES_AT)),
         nonce=_text(record, c.APPROVAL_NONCE),
+        clock=Reading.of(record.attributes, c.CLOCK_RUN, c.CLOCK_MONOTONIC),
     )
 
 
@@ -217,4 +249,5 @@ def action_of(record: SpanRecord) -> ActionEvidence:
         action_type=_text(record, c.ACTION_TYPE),
         actor=_text(record, c.ACTOR_ID),
         params_sha256=_text(record, c.ACTION_PARAMS_SHA256),
+        clock=Reading.of(record.attributes, c.CLOCK_RUN, c.CLOCK_MONOTONIC),
     )

@@ -247,6 +247,17 @@ SEAL_OPEN_SPANS: Final = "provenance.seal.open_spans"
 # The stream's RFC 6962 Merkle log of span digests: its size and root (hex) after this seal.
 SEAL_TREE_SIZE: Final = "provenance.seal.tree_size"
 SEAL_TREE_ROOT: Final = "provenance.seal.tree_root"
+# The monotonic clock when the seal was issued, and the process run it belongs to: readings are
+# compared only within one run (see ``provtrace.clock``). Absent from seals written before.
+SEAL_MONOTONIC: Final = "provenance.seal.monotonic_ns"
+SEAL_CLOCK_RUN: Final = "provenance.seal.clock_run"
+
+# The same reading on the steps whose order and age authorise an action (policy check, approval,
+# action), so the guard and the rules compare them by elapsed time, not by a wall clock that may
+# have been stepped; and, on any span the wall clock ended before it started, by how much.
+CLOCK_RUN: Final = "provenance.clock.run"
+CLOCK_MONOTONIC: Final = "provenance.clock.monotonic_ns"
+CLOCK_END_BEFORE_START: Final = "provenance.clock.end_before_start_ns"
 
 # Self-authenticating anchors beside the seals: the checkpoint of a seal (a C2SP signed note) and
 # an RFC 3161 time-stamp token over that note.
@@ -373,6 +384,9 @@ STRUCTURAL_ATTRIBUTES: Final = frozenset(
         APPROVAL_EXPIRES_AT,
         APPROVAL_METHOD,
         APPROVAL_TICKET,
+        CLOCK_RUN,
+        CLOCK_MONOTONIC,
+        CLOCK_END_BEFORE_START,
         ACTION_TYPE,
         ACTION_TARGET,
         ACTION_PRIVILEGED,

@@ -31,6 +31,7 @@ COUNTER_NAMES: Final = (
     "timestamps",
     "timestamp_errors",
     "clock_steps_back",
+    "clock_steps_forward",
 )
 GAUGE_NAMES: Final = ("buffered_spans", "buffered_traces", "spool_pending_bytes")
 

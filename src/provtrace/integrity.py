@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from provtrace import conventions as c
 from provtrace.checkpoint import checkpoint_of, signed_note
+from provtrace.clock import Reading, reading
 from provtrace.errors import KeyFileError, SigningError
 from provtrace.merkle import MerkleLog
 from provtrace.model import AttrValue, SpanRecord
@@ -107,6 +108,9 @@ def random_trace_id() -> str:
 
 
 SIGNATURE_FIELDS: Final = (c.SEAL_DIGEST, c.SEAL_SIGNATURE)
+# How far the wall clock may run ahead of the monotonic clock between two seals before it counts
+# as stepped (verify uses the same tolerance).
+CLOCK_STEP_TOLERANCE_NS: Final = 2 * 10**9
 
 
 def seal_payload(seal: SpanRecord) -> bytes:
@@ -149,6 +153,7 @@ class SealBody:
     key_id: str
     tree_size: int = -1
     tree_root: str = ""
+    clock: Reading | None = None  # the monotonic reading (seals written before carry none)
 
     @classmethod
     def from_record(cls, record: SpanRecord) -> SealBody:
@@ -172,6 +177,7 @@ class SealBody:
             key_id=str(a.get(c.SEAL_KEY_ID, "")),
             tree_size=record.attr_int(c.SEAL_TREE_SIZE),
             tree_root=record.attr_str(c.SEAL_TREE_ROOT) or "",
+            clock=Reading.of(a, c.SEAL_CLOCK_RUN, c.SEAL_MONOTONIC),
         )
 
     def leaves(self) -> list[bytes]:
@@ -227,8 +233,10 @@ class Sealer:
         self._prev = ""
         self._log = MerkleLog()
         self._last_ns = 0
+        self._last_clock: Reading | None = None
         self.signing_errors = 0
         self.clock_steps_back = 0
+        self.clock_steps_forward = 0
         self.key_id = self._current_key_id()
 
     @property
@@ -265,14 +273,8 @@ class Sealer:
         held_back = tuple(f"{r.span_id}:{span_digest(r)}" for r in withheld)
         key_id = self._current_key_id()
         with self._lock:
-            if now_ns < self._last_ns:
-                self.clock_steps_back += 1
-                logger.warning(
-                    "provtrace: the clock went back %.3fs since the last seal; seals keep the clock's "
-                    "time and verify reports it",
-                    (self._last_ns - now_ns) / 1e9,
-                )
-            self._last_ns = now_ns
+            clock = reading()  # under the lock: readings run in the order of the sequence numbers
+            self._note_clock_step(now_ns, clock)
             for entry in (*covered_spans, *held_back):
                 self._log.append(_digest_bytes(entry))
             attributes: dict[str, AttrValue] = {
@@ -289,6 +291,8 @@ class Sealer:
                 c.SEAL_KEY_ID: key_id,
                 c.SEAL_TREE_SIZE: self._log.size,
                 c.SEAL_TREE_ROOT: self._log.root().hex(),
+                c.SEAL_MONOTONIC: clock.monotonic_ns,
+                c.SEAL_CLOCK_RUN: clock.run,
             }
             record = SpanRecord(
                 trace_id=trace_id,
@@ -307,6 +311,27 @@ class Sealer:
         record = dataclasses.replace(record, attributes={**attributes, c.SEAL_DIGEST: digest})
         signature = self._sign(record, key_id)
         return dataclasses.replace(record, attributes={**record.attributes, c.SEAL_SIGNATURE: signature})
+
+    def _note_clock_step(self, now_ns: int, clock: Reading) -> None:
+        """Log and count a wall clock stepped since the last seal: back, or ahead of the time the
+        monotonic clock measured. Seals keep the wall clock's time; verify reports the step."""
+        elapsed = self._last_clock.elapsed_ns(clock) if self._last_clock is not None else None
+        if now_ns < self._last_ns:
+            self.clock_steps_back += 1
+            logger.warning(
+                "provtrace: the clock went back %.3fs since the last seal; seals keep the clock's "
+                "time and verify reports it",
+                (self._last_ns - now_ns) / 1e9,
+            )
+        elif elapsed is not None and now_ns - self._last_ns - elapsed > CLOCK_STEP_TOLERANCE_NS:
+            self.clock_steps_forward += 1
+            logger.warning(
+                "provtrace: the clock jumped %.3fs ahead since the last seal (the monotonic clock "
+                "measured %.3fs); seals keep the clock's time and verify reports it",
+                (now_ns - self._last_ns) / 1e9,
+                elapsed / 1e9,
+            )
+        self._last_ns, self._last_clock = now_ns, clock
 
     def _sign(self, record: SpanRecord, key_id: str) -> str:
         if self.signer is None or not key_id:

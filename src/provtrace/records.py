@@ -304,6 +304,14 @@ def _resource(span: ReadableSpan, overrides: Mapping[str, AttrValue]) -> _Resour
     return cached
 
 
+def _with_inversion(attributes: dict[str, AttrValue], start: int, end: int) -> dict[str, AttrValue]:
+    """A span the wall clock ended before it started keeps its start, lasts a microsecond (what
+    Jaeger stores unchanged), and says by how much its end was before its start: for verify."""
+    if end < start:
+        attributes[c.CLOCK_END_BEFORE_START] = start - end
+    return attributes
+
+
 def _build(span: ReadableSpan, resource_overrides: Mapping[str, AttrValue], clean: _Copier) -> SpanRecord:
     ctx = span.get_span_context()
     assert ctx is not None
@@ -312,6 +320,8 @@ def _build(span: ReadableSpan, resource_overrides: Mapping[str, AttrValue], clea
     clean.fields.extend(resource.leaked)
     scope = span.instrumentation_scope
     status_message = span.status.description or ""
+    start = to_micros(span.start_time or 0)
+    end = to_micros(span.end_time) if span.end_time is not None else start
     return SpanRecord(
         trace_id=format_trace_id(ctx.trace_id),
         span_id=format_span_id(ctx.span_id),
@@ -319,11 +329,11 @@ def _build(span: ReadableSpan, resource_overrides: Mapping[str, AttrValue], clea
         parent_is_remote=bool(parent is not None and parent.is_remote),
         name=clean.free_text(span.name, "name"),
         kind=SPAN_KINDS.get(span.kind, 1),
-        start_ns=(start := to_micros(span.start_time or 0)),
-        end_ns=end_after(start, to_micros(span.end_time or 0)),
+        start_ns=start,
+        end_ns=end_after(start, end),
         status_code=STATUS_CODES.get(span.status.status_code, 0),
         status_message=clean.free_text(status_message, "status.message") if status_message else "",
-        attributes=clean.attributes(span.attributes, ""),
+        attributes=_with_inversion(clean.attributes(span.attributes, ""), start, end),
         events=tuple(
             EventRecord(
                 name=clean.free_text(event.name, f"events[{i}].name"),

@@ -17,6 +17,7 @@ from provtrace.authorization import (
     policy_of,
     policy_problems,
 )
+from provtrace.clock import Reading
 from provtrace.model import STATUS_ERROR, SpanRecord
 
 
@@ -194,18 +195,26 @@ def _needs_approval(record: SpanRecord) -> bool:
     )
 
 
+def in_start_order(records: Iterable[SpanRecord]) -> list[SpanRecord]:
+    """Records in the order they started: by their monotonic readings when all were taken in
+    one process run (a stepped wall clock does not reorder them), else by wall-clock start."""
+    listed = list(records)
+    known = [k for r in listed if (k := Reading.of(r.attributes, c.CLOCK_RUN, c.CLOCK_MONOTONIC))]
+    if len(known) == len(listed) and len({k.run for k in known}) == 1:
+        ranked = sorted(zip(known, listed, strict=True), key=lambda kr: (kr[0].monotonic_ns, kr[1].span_id))
+        return [record for _, record in ranked]
+    return sorted(listed, key=lambda r: (r.start_ns, r.span_id))
+
+
 def _approval_findings(ctx: SegmentContext) -> list[Violation]:
     """The approval verdict of every executed action, in the order the actions started, so that
     an approval's single use goes to the first action that used it (as the guard consumes it)."""
     if ctx.approval_findings is not None:
         return ctx.approval_findings
-    actions = sorted(
-        (
-            r
-            for r in ctx.by_id.values()
-            if r.step == c.STEP_ACTION and r.attributes.get(c.OUTCOME) != c.OUTCOME_REFUSED
-        ),
-        key=lambda r: (r.start_ns, r.span_id),
+    actions = in_start_order(
+        r
+        for r in ctx.by_id.values()
+        if r.step == c.STEP_ACTION and r.attributes.get(c.OUTCOME) != c.OUTCOME_REFUSED
     )
     in_segment = {r.span_id for r in ctx.records}
     used: dict[str, str] = {}

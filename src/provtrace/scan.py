@@ -21,6 +21,7 @@ from provtrace.errors import InputError
 from provtrace.model import SpanRecord
 from provtrace.otlpjson import loads_line
 from provtrace.spanview import span_digest
+from provtrace.verify_time import timed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Scan:
     entries: list[Entry] = dataclasses.field(default_factory=list)
     records: list[SpanRecord] = dataclasses.field(default_factory=list)  # seals and anchors
     order: list[str] = dataclasses.field(default_factory=list)  # seal span ids in stored order
+    timed: list[SpanRecord] = dataclasses.field(default_factory=list)  # for verify_time.check_span_times
     conflicts: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     unreadable: list[str] = dataclasses.field(default_factory=list)
 
@@ -89,6 +91,8 @@ def _scan_line(
             if first is None:
                 seen_entries[key] = entry.digest
                 scan.entries.append(entry)
+                if timed(record):
+                    scan.timed.append(record)
             elif first != entry.digest:
                 scan.conflicts.append(key)
             continue

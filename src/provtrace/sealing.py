@@ -173,12 +173,17 @@ def seal_heartbeat(reason: str, *, sealer: Sealer, now_ns: int) -> Sealed:
 
 
 def _sealed(sealer: Sealer, records: Sequence[SpanRecord], *, now_ns: int, **seal: object) -> Sealed:
-    errors, steps_back = sealer.signing_errors, sealer.clock_steps_back
+    errors, steps_back, steps_forward = (
+        sealer.signing_errors,
+        sealer.clock_steps_back,
+        sealer.clock_steps_forward,
+    )
     record = sealer.seal(spans=records, now_ns=now_ns, **seal)  # type: ignore[arg-type]
     counts = collections.Counter(
         seals=1,
         signing_errors=sealer.signing_errors - errors,
         clock_steps_back=sealer.clock_steps_back - steps_back,
+        clock_steps_forward=sealer.clock_steps_forward - steps_forward,
     )
     note = sealer.checkpoint_note(record)
     if note is None:

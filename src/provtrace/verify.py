@@ -64,6 +64,14 @@ FORKED_HISTORY = "forked_history"
 EXTENDED_AFTER_END = "extended_after_end"
 NOT_IN_LOG = "not_in_log"
 PROOF_UNAVAILABLE = "proof_unavailable"
+CLOCK_AHEAD = "clock_ahead"
+CLOCK_CONTRADICTS_SEQUENCE = "clock_contradicts_sequence"
+END_BEFORE_START = "end_before_start"
+ACTION_BEFORE_APPROVAL = "action_before_approval"
+# Findings that leave the content verified but its times untrusted (the verdict says so).
+TIME_WARNINGS = frozenset(
+    {CLOCK_BACKWARDS, CLOCK_SKEW, CLOCK_AHEAD, END_BEFORE_START, ACTION_BEFORE_APPROVAL}
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,8 +224,10 @@ def verify_trace(
     check_trace(trace_id, spans, seals, keys, report, readings)
     if seals:
         from provtrace.verify_log import check_trace_anchors
+        from provtrace.verify_time import check_span_times
 
         check_trace_anchors(seals, anchors, keys, report)
+        check_span_times((r for r in records if not r.is_seal and not r.is_anchor), report)
     return report
 
 

@@ -48,12 +48,13 @@ def check_stream_log(
     report: Report,
     *,
     kept: Sequence[object],
+    now_ns: int | None = None,
 ) -> None:
     logs = {stream: _check_log(stream, chain, report) for stream, chain in chains.items()}
     seals = [seal for chain in chains.values() for _, seal in chain.values()]
     stamps = _check_anchors(seals, anchors, keys, report)
     for stream, chain in chains.items():
-        check_clocks(stream, chain, stamps, report)
+        check_clocks(stream, chain, stamps, report, now_ns=now_ns)
         check_key_periods(stream, chain, stamps, keys, report, whole_stream=True)
     by_origin = {origin_of(stream): (stream, logs[stream], chains[stream]) for stream in chains}
     for checkpoint in kept:

@@ -37,6 +37,7 @@ from provtrace.verify import (
     exact,
 )
 from provtrace.verify_log import check_stream_log
+from provtrace.verify_time import check_span_times, earliest_time_ns, elapsed_s
 
 
 def verify_stream(
@@ -53,13 +54,17 @@ def verify_stream(
     holds checkpoints an auditor kept (``SignedCheckpoint``), which the archive must extend."""
     full: list[SpanRecord] = []
     entries: list[tuple[str, str, str, frozenset[str]]] = []
+    spans: list[SpanRecord] = []
     for record in records:
         if record.is_seal or record.is_anchor:
             full.append(record)
         else:
             digests = frozenset(span_digest(r) for r in readings(record))
             entries.append((record.trace_id, record.span_id, record.name, digests))
-    return verify_evidence(entries, full, keys, now_ns=now_ns, order=order, readings=readings, kept=kept)
+            spans.append(record)
+    return verify_evidence(
+        entries, full, keys, now_ns=now_ns, order=order, readings=readings, kept=kept, timed=spans
+    )
 
 
 def verify_scanned(
@@ -72,12 +77,14 @@ def verify_scanned(
     kept: Sequence[object] = (),
     report: Report | None = None,
     checked: Mapping[str, bool] | None = None,
+    timed: Iterable[SpanRecord] = (),
 ) -> Report:
     """``verify_stream`` of an archive read by ``provtrace.scan`` (digests already computed;
-    ``checked`` holds the seals already checked while reading, by span id)."""
+    ``checked`` holds the seals already checked while reading, by span id; ``timed`` the spans
+    whose times are checked, see ``verify_time.timed``)."""
     rows = ((e.trace_id, e.span_id, e.name, frozenset((e.digest,))) for e in entries)
     return verify_evidence(
-        rows, full, keys, now_ns=now_ns, order=order, kept=kept, report=report, checked=checked
+        rows, full, keys, now_ns=now_ns, order=order, kept=kept, report=report, checked=checked, timed=timed
     )
 
 
@@ -92,6 +99,7 @@ def verify_evidence(
     kept: Sequence[object] = (),
     report: Report | None = None,
     checked: Mapping[str, bool] | None = None,
+    timed: Iterable[SpanRecord] = (),
 ) -> Report:
     report = report if report is not None else Report()
     by_trace: dict[str, dict[str, tuple[str, frozenset[str]]]] = collections.defaultdict(dict)
@@ -115,7 +123,8 @@ def verify_evidence(
         stream: _check_chain(stream, seals, report, now_ns=now_ns, order=order)
         for stream, seals in streams.items()
     }
-    check_stream_log(chains, anchors, keys, report, kept=kept)
+    check_stream_log(chains, anchors, keys, report, kept=kept, now_ns=now_ns)
+    check_span_times(timed, report)
     report.streams_checked = len(streams)
     return report
 
@@ -169,7 +178,7 @@ def _check_chain(
                 seq=later,
             )
         interval = before.heartbeat_interval_s
-        gap_s = (after.time_unix_nano - before.time_unix_nano) / 1e9
+        gap_s = elapsed_s(before, after)
         if interval and gap_s > 2 * interval:
             report.add(
                 HEARTBEAT_GAP,
@@ -179,28 +188,7 @@ def _check_chain(
                 seq=later,
             )
     if sequence:
-        last = by_seq[sequence[-1]][0]
-        closed = last.reason == c.SEAL_REASON_CLOSE and not last.spans and not last.withheld
-        if not closed:
-            age_s = (now_ns - last.time_unix_nano) / 1e9
-            if last.heartbeat_interval_s and age_s > 2 * last.heartbeat_interval_s:
-                report.add(
-                    TRUNCATED_TAIL,
-                    ERROR,
-                    f"stream ends at seal #{last.seq}, {age_s:.0f}s ago, without a closing seal and "
-                    f"with no heartbeat since (every {last.heartbeat_interval_s:g}s): its tail was cut "
-                    "or the emitter stopped without shutting down",
-                    stream=stream,
-                    seq=last.seq,
-                )
-            else:
-                report.add(
-                    STREAM_LIVE,
-                    INFO,
-                    f"stream is live (last seal #{last.seq})",
-                    stream=stream,
-                    seq=last.seq,
-                )
+        _check_tail([by_seq[seq][0] for seq in sequence], report, stream=stream, now_ns=now_ns)
     positions = {span_id: i for i, span_id in enumerate(order)}
     stored = sorted(
         (positions[seal.span_id], body.seq) for body, seal in by_seq.values() if seal.span_id in positions
@@ -216,3 +204,33 @@ def _check_chain(
             )
             break
     return by_seq
+
+
+def _check_tail(bodies: Sequence[SealBody], report: Report, *, stream: str, now_ns: int) -> None:
+    """A stream that did not close is live only if its last seal is recent by the time that
+    really passed (the monotonic clock of its run), and not dated after the verification."""
+    last = bodies[-1]
+    if last.reason == c.SEAL_REASON_CLOSE and not last.spans and not last.withheld:
+        return
+    interval = last.heartbeat_interval_s
+    age_s = (now_ns - earliest_time_ns(bodies)) / 1e9
+    where = {"stream": stream, "seq": last.seq}
+    if interval and age_s > 2 * interval:
+        report.add(
+            TRUNCATED_TAIL,
+            ERROR,
+            f"stream ends at seal #{last.seq}, {age_s:.0f}s ago, without a closing seal and "
+            f"with no heartbeat since (every {interval:g}s): its tail was cut "
+            "or the emitter stopped without shutting down",
+            **where,
+        )
+    elif interval and -age_s > 2 * interval:
+        report.add(
+            TRUNCATED_TAIL,
+            ERROR,
+            f"stream ends at seal #{last.seq} without a closing seal, dated {-age_s:.0f}s after the "
+            "time of verification: nothing shows its emitter is still alive",
+            **where,
+        )
+    else:
+        report.add(STREAM_LIVE, INFO, f"stream is live (last seal #{last.seq})", **where)

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 import provtrace
+from provtrace import clock
 from provtrace import conventions as c
 from provtrace.content import digest
 from tests.conftest import Recorded
@@ -23,6 +24,10 @@ HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 def attrs(span: ReadableSpan) -> dict[str, Any]:
     return dict(span.attributes or {})
+
+
+def pop_clock(attributes: dict[str, Any]) -> clock.Reading:
+    return clock.Reading(attributes.pop(c.CLOCK_RUN), attributes.pop(c.CLOCK_MONOTONIC))
 
 
 def links_of(span: ReadableSpan) -> list[tuple[str, int]]:
@@ -106,7 +111,9 @@ def test_reference_scenario_names_attributes_and_links(recorded: Recorded) -> No
     assert links_of(secret) == []  # the model proposed no secret fetch
 
     policy = recorded.span("policy_check fw-change")
-    assert attrs(policy) == {
+    policy_attrs = attrs(policy)
+    policy_clock = pop_clock(policy_attrs)
+    assert policy_attrs == {
         **common,
         c.STEP: "policy_check",
         c.NHI_ID: "svc-secops@prod",
@@ -122,6 +129,7 @@ def test_reference_scenario_names_attributes_and_links(recorded: Recorded) -> No
 
     approval = recorded.span("approval CHG-42")
     approval_attrs = attrs(approval)
+    approval_clock = pop_clock(approval_attrs)
     assert re.fullmatch(r"[0-9a-f]{32}", approval_attrs.pop(c.APPROVAL_NONCE))
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", approval_attrs.pop(c.APPROVAL_EXPIRES_AT))
     assert approval_attrs == {
@@ -138,7 +146,12 @@ def test_reference_scenario_names_attributes_and_links(recorded: Recorded) -> No
     }
 
     action = recorded.span("action firewall.rule.open")
-    assert attrs(action) == {
+    action_attrs = attrs(action)
+    action_clock = pop_clock(action_attrs)
+    # The steps whose order authorises the action carry a monotonic reading of this process run.
+    assert policy_clock.run == approval_clock.run == action_clock.run == clock.reading().run
+    assert policy_clock.monotonic_ns < approval_clock.monotonic_ns < action_clock.monotonic_ns
+    assert action_attrs == {
         **common,
         c.LINKS_MIRROR: mirror(
             ("authorized_by", policy),

@@ -35,6 +35,7 @@ from provtrace.verify import (
     INFO,
     PARTIAL,
     SIGNATURES_UNCHECKED,
+    TIME_WARNINGS,
     UNREADABLE_LINE,
     Readings,
     Report,
@@ -184,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
             kept=kept,
             report=report,
             checked=checked,
+            timed=scan.timed,
         )
         for problem in scan.unreadable:
             report.add(UNREADABLE_LINE, ERROR, problem)
@@ -262,9 +264,11 @@ def _run_consistency(args: argparse.Namespace, keys: Keys, source: EvidenceSourc
 
 
 def verdict(report: Report) -> str:
-    """VERIFIED only when everything was checked against a trusted key and held."""
+    """VERIFIED only when everything was checked against a trusted key and held; qualified when
+    the content held but the agent's clock did not (its times are then not evidence)."""
     if report.ok:
-        return "VERIFIED"
+        untimed = any(f.kind in TIME_WARNINGS for f in report.findings)
+        return "VERIFIED (times not trusted)" if untimed else "VERIFIED"
     if all(f.kind == SIGNATURES_UNCHECKED for f in report.findings if f.severity == ERROR):
         return "NOT VERIFIED"
     return "FAILED"

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from provtrace import conventions as c
+from provtrace.authorization import ActionEvidence, ApprovalEvidence, remaining_s
+from provtrace.clock import Reading
 from provtrace.reconstruct import ChainStep, DecisionChain
 from provtrace.recorded import Content
 from provtrace.report.basics import printable
@@ -305,6 +307,20 @@ def _parse_rfc3339(text: str) -> int | None:
     return int(moment.timestamp()) * 1_000_000_000
 
 
+def _reading(step: ChainStep) -> Reading | None:
+    return Reading.of(step.attributes, c.CLOCK_RUN, c.CLOCK_MONOTONIC)
+
+
+def _expired_at(approval: ChainStep, expires_ns: int, action: ChainStep) -> bool:
+    """Whether the approval had expired when the action started, judged as the guard and the
+    rules judge it (by elapsed time within one process run, see ``provtrace.authorization``)."""
+    given = ApprovalEvidence(
+        approval.span_id, "", approval.start_ns, "", "", expires_at_ns=expires_ns, clock=_reading(approval)
+    )
+    started = ActionEvidence(action.span_id, "", action.start_ns, "", "", clock=_reading(action))
+    return remaining_s(given, started) < 0
+
+
 def _linked_actions(approval: ChainStep, chain: DecisionChain) -> Iterable[ChainStep]:
     for step in chain.steps:
         if any(
@@ -329,7 +345,7 @@ def observations(step: ChainStep, chain: DecisionChain) -> list[tuple[str, bool]
                 )
             )
             if expires is not None:
-                late = action.start_ns > expires
+                late = _expired_at(step, expires, action)
                 out.append(
                     (f"#{action.index} started {'AFTER' if late else 'before'} the approval expired", late)
                 )

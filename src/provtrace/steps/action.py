@@ -23,8 +23,8 @@ from provtrace.authorization import (
     approval_problems,
     names,
     policy_problems,
+    remaining_s,
 )
-from provtrace.clock import now_ns
 from provtrace.content import Captured, capture
 from provtrace.errors import ProvenanceViolation
 from provtrace.steps.base import (
@@ -88,6 +88,7 @@ class Action(StepHandle):
             action_type=self.action_type,
             actor=actor or "",
             params_sha256=self.params_sha256,
+            clock=self.clock,
         )
 
 
@@ -97,6 +98,7 @@ class ActionSpec(StepSpec[Action]):
 
     handle_type = Action
     step = c.STEP_ACTION
+    timed = True
 
     def __init__(
         self,
@@ -218,7 +220,7 @@ class ActionSpec(StepSpec[Action]):
         if (
             not problems
             and approval is not None
-            and not FACTS.consume_nonce(approval.nonce, (approval.expires_at_ns - now_ns()) / 1e9)
+            and not FACTS.consume_nonce(approval.nonce, remaining_s(approval, handle.evidence()))
         ):
             # Checked and consumed in one step: two actions racing on one approval, one wins.
             problems = [(c.RULE_APPROVAL_BINDING, "the approval was already used by another action")]

@@ -28,7 +28,7 @@ from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, Statu
 
 from provtrace import conventions as c
 from provtrace import runtime
-from provtrace.clock import now_ns
+from provtrace.clock import Reading, now_ns, reading
 from provtrace.content import (
     REDACTOR,
     Captured,
@@ -121,6 +121,7 @@ class StepHandle:
         # Recorded as ``error.type`` instead of the exception's type when set (e.g. a JSON-RPC
         # error code, which the MCP conventions ask for).
         self.error_type: str | None = None
+        self.clock: Reading | None = None  # the monotonic reading at start, for timed steps
 
     # --- public recording API ---------------------------------------------------------------
 
@@ -350,6 +351,8 @@ class StepSpec(Generic[H]):
 
     handle_type: ClassVar[type[StepHandle]] = StepHandle
     step: ClassVar[str] = ""
+    # Steps whose order and age authorise an action record a monotonic reading at start.
+    timed: ClassVar[bool] = False
     kind: SpanKind = SpanKind.INTERNAL  # an instance may override it (e.g. an MCP tool call)
 
     def __init__(
@@ -438,6 +441,10 @@ class StepSpec(Generic[H]):
         policy = current_capture()
         decision = current_decision()
         attributes, links = self._initial(decision, policy)
+        clock = reading() if self.timed else None
+        if clock is not None:
+            attributes[c.CLOCK_RUN] = clock.run
+            attributes[c.CLOCK_MONOTONIC] = clock.monotonic_ns
         span = tracer.start_span(
             self._safe_name(),
             kind=self.kind,
@@ -446,6 +453,7 @@ class StepSpec(Generic[H]):
             start_time=now_ns(),
         )
         handle = cast(H, self.handle_type(self, span, decision, policy))
+        handle.clock = clock
         handle.started_with(links)
         with handle.recording("start"):
             _note_recording(active, span, self.step)

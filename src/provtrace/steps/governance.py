@@ -73,6 +73,7 @@ class PolicyCheck(StepHandle):
             verdict=self.verdict,
             input_sha256=self.input_sha256,
             actions=self.actions,
+            clock=self.clock,
         )
         return StepFact(step=self.step, context=self.context, verdict=self.verdict, evidence=evidence)
 
@@ -88,6 +89,7 @@ class PolicyCheckSpec(StepSpec[PolicyCheck]):
 
     handle_type = PolicyCheck
     step = c.STEP_POLICY_CHECK
+    timed = True
 
     def __init__(
         self,
@@ -180,6 +182,7 @@ class Approval(StepHandle):
             params_sha256=self.params_sha256,
             expires_at_ns=self.expires_at_ns,
             nonce=self.nonce,
+            clock=self.clock,
         )
         return StepFact(step=self.step, context=self.context, verdict=self.verdict, evidence=evidence)
 
@@ -195,6 +198,7 @@ class ApprovalSpec(StepSpec[Approval]):
 
     handle_type = Approval
     step = c.STEP_APPROVAL
+    timed = True
 
     def __init__(
         self,

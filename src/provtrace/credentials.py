@@ -236,6 +236,7 @@ _CAMEL_BOUNDARY: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NAME_SEPARATORS: Final = re.compile(r"[^A-Za-z0-9]+")
 
 
+@functools.lru_cache(maxsize=4096)  # the same few field names come back on every call
 def is_secret_key_name(name: str) -> bool:
     """True when ``name`` (a field, variable, header or parameter name) names a secret:
     ``password``, ``AWS_SECRET_ACCESS_KEY``, ``x-api-key``, ``dbPassword``, ``PGPASSWORD``; not

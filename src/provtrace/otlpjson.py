@@ -63,7 +63,10 @@ def _non_finite(value: float) -> str:
 
 
 def encode_attributes(attributes: Mapping[str, AttrValue]) -> list[JsonObject]:
-    return [{"key": key, "value": encode_value(value)} for key, value in attributes.items()]
+    return [
+        {"key": key, "value": {"stringValue": value} if type(value) is str else encode_value(value)}
+        for key, value in attributes.items()
+    ]
 
 
 def encode_span(record: SpanRecord) -> JsonObject:

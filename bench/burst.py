@@ -175,8 +175,8 @@ def main() -> None:
     for side, label in (("otel", "stock OTel (defaults)"), ("provtrace", "provtrace")):
         r = results[side]
         print(
-            f"  {label:26} {r['spans_per_s']:9.0f} {r['delivered_fraction']:9.1%} {r['delivered_per_s']:12.0f} "
-            f"{r['client_cpu_us_per_span']:19.0f}"
+            f"  {label:26} {r['spans_per_s']:9.0f} {r['delivered_fraction']:9.1%} "
+            f"{r['delivered_per_s']:12.0f} {r['client_cpu_us_per_span']:19.0f}"
         )
     print(
         f"  provtrace / stock OTel: spans/s {results['spans_per_s_ratio']:.2f}, "

@@ -31,7 +31,7 @@ ARGS = {"sg": "sg-123", "port": 443, "cidr": "10.0.0.0/24", "note": "open for pa
 ATTRS = {f"app.field_{i}": f"value number {i}" for i in range(10)}
 THREADS = 8
 TASKS = 200
-SECONDS = 8.0
+SECONDS = 15.0
 IO_S = 0.001
 STEPS = 8
 

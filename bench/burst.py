@@ -24,16 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import save
+from bench.overhead import ARGS, ATTRS, work
 
 DECISIONS = 2500
 STEPS = 8
-ATTRS = {f"app.field_{i}": f"value number {i}" for i in range(10)}
-ARGS = {"sg": "sg-123", "port": 443, "cidr": "10.0.0.0/24", "note": "open for partner integration"}
 SIDES = ("otel", "provtrace")
-
-
-def work(sg: str, port: int, cidr: str, note: str) -> dict[str, Any]:
-    return {"sg": sg, "rules": [{"port": port, "cidr": cidr}]}
 
 
 def _otel(endpoint: str) -> list[str]:

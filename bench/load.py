@@ -26,9 +26,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import provtrace
 from bench.common import save
+from bench.overhead import ARGS, ATTRS
 
-ARGS = {"sg": "sg-123", "port": 443, "cidr": "10.0.0.0/24", "note": "open for partner integration"}
-ATTRS = {f"app.field_{i}": f"value number {i}" for i in range(10)}
 THREADS = 8
 TASKS = 200
 SECONDS = 15.0

@@ -31,7 +31,12 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from bench.common import save
 
 ATTRS = {f"app.field_{i}": f"value number {i}" for i in range(10)}
-ARGS = {"sg": "sg-123", "port": 443, "cidr": "10.0.0.0/24", "note": "open for partner integration"}
+ARGS: dict[str, Any] = {
+    "sg": "sg-123",
+    "port": 443,
+    "cidr": "10.0.0.0/24",
+    "note": "open for partner integration",
+}
 STEPS = 8
 DECISIONS_PER_ROUND = 150
 ROUNDS = 7

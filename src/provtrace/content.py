@@ -28,7 +28,7 @@ import orjson
 import rfc8785
 
 from provtrace import conventions as c
-from provtrace.credentials import is_secret_key_name, redact_credentials
+from provtrace.credentials import is_secret_key_name, may_hold_credentials, redact_credentials
 from provtrace.keyed import DIGEST_KEY
 from provtrace.secrets_registry import MIN_SECRET_LENGTH, SECRET_MARKER, SecretRegistry
 
@@ -368,9 +368,13 @@ class Redactor:
         """Redact a JSON-compatible structure: strings, keys and tainted numbers, secrets split
         across consecutive strings, and with ``credentials`` also credential shapes and the values
         of secret-named fields."""
-        if not self.secrets:
-            return self._value(value, credentials, set())
         values, others = _strings(value)
+        if not self.secrets:
+            if not credentials or not (
+                may_hold_credentials([*values, *others]) or any(map(is_secret_key_name, others))
+            ):
+                return value  # provably nothing to remove: the walk would copy it unchanged
+            return self._value(value, credentials, set())
         parts = self.secrets.scrub_joined(values)
         if parts is not None:
             value = _replace_strings(value, iter(parts))

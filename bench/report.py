@@ -155,7 +155,7 @@ def chart(results: dict[str, Any]) -> Path | None:
     axes.invert_yaxis()
     axes.set_xlabel("x a plain OpenTelemetry span (BatchSpanProcessor), same run")
     axes.set_title("Per tool call, 10 string attributes, medians of interleaved rounds")
-    axes.legend(loc="lower right", fontsize=8)
+    axes.legend(loc="upper right", fontsize=8)
     figure.tight_layout()
     CHART.parent.mkdir(exist_ok=True)
     figure.savefig(CHART, dpi=110)

@@ -72,8 +72,10 @@ demo: install
 demo-stack: install stack-build
 	PROVTRACE_DEMO_MODE=stack $(PY) scripts/demo.py
 
-bench: install
-	$(PY) -m bench
+# In the bench environment (scripts/bench-env.sh: the peers Traceloop and Logfire, matplotlib,
+# the profilers), cached outside the checkout; provtrace comes from this checkout's src/.
+bench: install stack-build
+	PYTHONPATH=src "$$(bash scripts/bench-env.sh)" -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis build instrumentation/*/build

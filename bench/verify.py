@@ -63,6 +63,7 @@ def verify(archive: Path, public: Path) -> Any:
     args = argparse.Namespace(
         trace_id=None, stream=True, proof=None, consistency=None, checkpoint=[], public_key=[str(public)],
         tsa_cert=[], as_of=None, archive=str(archive), jaeger=None, jaeger_api="v3", format="json",
+        in_toto=None,
     )  # fmt: skip
     return run(args)
 

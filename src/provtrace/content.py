@@ -24,10 +24,11 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
+import orjson
 import rfc8785
 
 from provtrace import conventions as c
-from provtrace.credentials import is_secret_key_name, redact_credentials
+from provtrace.credentials import is_secret_key_name, may_hold_credentials, redact_credentials
 from provtrace.keyed import DIGEST_KEY
 from provtrace.secrets_registry import MIN_SECRET_LENGTH, SECRET_MARKER, SecretRegistry
 
@@ -264,12 +265,49 @@ class Captured:
 
 
 def capture(value: object) -> Captured:
+    if _is_plain_json(value, 0):
+        try:
+            canonical = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:  # lone surrogates: the converter tags them
+            pass
+        else:  # a fresh copy in the caller's key order, as the converter gives: later changes to
+            # ``value`` stay out of what is stored
+            return _captured(orjson.loads(orjson.dumps(value)), canonical, exact=True)
     converter = _Converter()
     jsonable = converter.convert(value, 0)
-    canonical = canonical_json(jsonable, plain=converter.plain)
+    return _captured(jsonable, canonical_json(jsonable, plain=converter.plain), exact=not converter.opaque)
+
+
+def _is_plain_json(value: object, depth: int) -> bool:
+    """Whether ``value`` is JSON data that maps onto itself (see :func:`to_jsonable`) and that
+    orjson writes in RFC 8785 form with sorted keys: dicts with ASCII keys (none starting with
+    NUL, which would need escaping), lists, strings, safe-range integers, booleans and None, of
+    exactly those types; no floats (RFC 8785 renders numbers as ECMAScript does) and no tuples
+    (the converter makes them lists). The hypothesis test of ``test_content`` proves the bytes
+    equal to the reference ``rfc8785``."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT  # type: ignore[operator]
+    if depth >= MAX_DEPTH:
+        return False
+    if kind is dict:
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if type(key) is not str or not key.isascii() or key.startswith(TAG_PREFIX):
+                return False
+            if not _is_plain_json(item, depth + 1):
+                return False
+        return True
+    if kind is list:
+        return all(_is_plain_json(item, depth + 1) for item in value)  # type: ignore[attr-defined]
+    return False
+
+
+def _captured(jsonable: JsonValue, canonical: bytes, *, exact: bool) -> Captured:
     if _holds_secret(canonical):
-        return Captured(jsonable, DIGEST_KEY.hexdigest(canonical), not converter.opaque, keyed=True)
-    return Captured(jsonable, hashlib.sha256(canonical).hexdigest(), not converter.opaque)
+        return Captured(jsonable, DIGEST_KEY.hexdigest(canonical), exact, keyed=True)
+    return Captured(jsonable, hashlib.sha256(canonical).hexdigest(), exact)
 
 
 def _holds_secret(canonical: bytes) -> bool:
@@ -330,9 +368,13 @@ class Redactor:
         """Redact a JSON-compatible structure: strings, keys and tainted numbers, secrets split
         across consecutive strings, and with ``credentials`` also credential shapes and the values
         of secret-named fields."""
-        if not self.secrets:
-            return self._value(value, credentials, set())
         values, others = _strings(value)
+        if not self.secrets:
+            if not credentials or not (
+                may_hold_credentials([*values, *others]) or any(map(is_secret_key_name, others))
+            ):
+                return value  # provably nothing to remove: the walk would copy it unchanged
+            return self._value(value, credentials, set())
         parts = self.secrets.scrub_joined(values)
         if parts is not None:
             value = _replace_strings(value, iter(parts))
@@ -428,7 +470,10 @@ class CapturePolicy:
         if not self.stores_content:
             return None
         cleaned = REDACTOR.value(jsonable, credentials=self.mode == c.CAPTURE_REDACTED)
-        text = json.dumps(cleaned, ensure_ascii=False, separators=(",", ":"))
+        try:
+            text = orjson.dumps(cleaned).decode("utf-8")
+        except orjson.JSONEncodeError:
+            text = json.dumps(cleaned, ensure_ascii=False, separators=(",", ":"))
         return truncate_utf8(SECRETS.scrub(text), self.max_bytes)
 
 

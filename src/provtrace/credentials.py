@@ -27,7 +27,7 @@ import functools
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Final
 
 from provtrace import credential_rules as gitleaks
@@ -236,6 +236,7 @@ _CAMEL_BOUNDARY: Final = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NAME_SEPARATORS: Final = re.compile(r"[^A-Za-z0-9]+")
 
 
+@functools.lru_cache(maxsize=4096)  # the same few field names come back on every call
 def is_secret_key_name(name: str) -> bool:
     """True when ``name`` (a field, variable, header or parameter name) names a secret:
     ``password``, ``AWS_SECRET_ACCESS_KEY``, ``x-api-key``, ``dbPassword``, ``PGPASSWORD``; not
@@ -567,6 +568,19 @@ _PREFILTER: Final = _Prefilter(RULES)
 _MIN_LENGTH: Final = 6
 _MAX_PASSES: Final = 4
 _TOKEN_TAIL: Final = re.compile(r"(?:[A-Za-z0-9_+/=-]|\.(?=[A-Za-z0-9_-]))*")
+
+
+_ALWAYS_MIN_LENGTH: Final = min((RULES[i].min_length for i in _PREFILTER.always), default=2**31)
+
+
+def may_hold_credentials(texts: Sequence[str]) -> bool:
+    """False only when :func:`redact_credentials` would return each of ``texts`` unchanged: no
+    rule keyword occurs in any of them (one search over them all, lower-cased) and none is as
+    long as the rules without keywords need. A leaf's lower-cased text is a part of the joined
+    one, so a keyword in a leaf is found; one found across two leaves only costs the slow path."""
+    if any(len(text) >= _ALWAYS_MIN_LENGTH for text in texts):
+        return True
+    return _PREFILTER.pattern.search("\x00".join(texts).lower()) is not None
 
 
 def redact_credentials(text: str) -> str:

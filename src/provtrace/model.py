@@ -181,6 +181,16 @@ def freeze_value(value: object, depth: int = 0) -> AttrValue:
 _EXACT = frozenset({str, bool, float, bytes})
 
 
+def _as_dict(attributes: Mapping[str, object] | None) -> Mapping[str, object]:
+    """The SDK's ``BoundedAttributes`` iterates key by key in Python (a lookup, under its lock,
+    per key); its ``copy()`` is the dict inside, copied in C."""
+    if attributes is None or type(attributes) is dict:
+        return attributes or {}
+    copy = getattr(attributes, "copy", None)
+    copied = copy() if callable(copy) else None
+    return copied if type(copied) is dict else attributes
+
+
 def freeze_attributes(
     attributes: Mapping[str, object] | None, *, dropped: list[str] | None = None
 ) -> dict[str, AttrValue]:
@@ -188,7 +198,7 @@ def freeze_attributes(
     kept; one that OTLP cannot carry (``ValueNotKept``) is left out and its key added to
     ``dropped``, so that the caller counts it as a dropped attribute (``ATTR-DROPPED``)."""
     out: dict[str, AttrValue] = {}
-    for key, value in (attributes or {}).items():
+    for key, value in _as_dict(attributes).items():
         if type(value) in _EXACT:  # most values: kept as they are, without a call
             out[key] = value  # type: ignore[assignment]
             continue

@@ -185,8 +185,8 @@ def _texts(record: SpanRecord) -> list[str]:
     ]
     texts.extend(e.name for e in record.events)
     for attributes in groups:
-        for key, value in attributes.items():
-            texts.append(key)
+        texts.extend(attributes)  # the keys; their order does not matter to the checks
+        for value in attributes.values():
             if type(value) is str:
                 texts.append(value)
             else:

@@ -75,9 +75,13 @@ class _ViewBuilder:
                     self.plain = False
                 out[key] = self.typed(value)
             return out
-        if not all(key.isascii() for key in attributes):
+        keys = sorted(attributes)
+        if not "".join(keys).isascii():
             raise _Slow  # RFC 8785 orders keys by UTF-16 code units
-        return {key: self.typed(attributes[key]) for key in sorted(attributes)}
+        typed = self.typed
+        return {
+            key: {"string": value} if type(value := attributes[key]) is str else typed(value) for key in keys
+        }
 
     def count(self, value: int) -> int:
         if self.fast and not -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:

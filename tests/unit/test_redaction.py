@@ -575,3 +575,37 @@ def test_a_long_secret_is_removed_whole_encoded_and_as_far_as_a_truncated_copy_g
     blob = in_base64_blob(1, False, False, True)(PEM)
     assert leaked(PEM[:200], blob)
     assert not leaked(PEM[:200], registry.scrub(blob))
+
+
+_PIECES = [
+    "open for partner integration",
+    "sg-123",
+    "AKIAIOSFODNN7EXAMPLE",
+    "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8",
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc123def456",
+    "password=hunter2hunter2",
+    "postgres://user:s3cr3tpass@db.example/x",
+    "x" * 45,
+]
+_KEYS = ["name", "note", "password", "apiToken", "AWS_SECRET_ACCESS_KEY", "token_count", "\x00bytes"]
+_redactable = st.recursive(
+    st.none()
+    | st.integers()
+    | st.sampled_from(_PIECES)
+    | st.builds(lambda a, b: a + " " + b, st.sampled_from(_PIECES), st.sampled_from(_PIECES))
+    | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(_KEYS), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_redactable, credentials=st.booleans())
+def test_skipping_the_walk_when_nothing_can_match_changes_nothing(value: Any, credentials: bool) -> None:
+    """``Redactor.value`` returns clean content as it is (no registered secret, no rule keyword,
+    no secret name): exactly what the full walk, text by text, gives."""
+    assert not SECRETS
+    assert REDACTOR.value(value, credentials=credentials) == REDACTOR._value(value, credentials, set())

@@ -596,9 +596,46 @@ class _Binder:
         except (TypeError, ValueError):
             return None
 
+    @functools.cached_property
+    def _plain_parameters(self) -> tuple[tuple[str, ...], dict[str, Any]] | None:
+        """Names and defaults when every parameter is positional-or-keyword (most tools): such
+        calls bind without ``inspect``, in the signature's order, as ``bind`` + ``apply_defaults``
+        would."""
+        signature = self._signature
+        if signature is None:
+            return None
+        parameters = signature.parameters.values()
+        if any(p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters):
+            return None
+        defaults = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+        return tuple(signature.parameters), defaults
+
+    def _bind_plain(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        plain = self._plain_parameters
+        if plain is None:
+            return None
+        names, defaults = plain
+        if len(args) > len(names):
+            return None
+        bound = dict(zip(names[: len(args)], args, strict=True))
+        for name in names[len(args) :]:
+            if name in kwargs:
+                bound[name] = kwargs[name]
+            elif name in defaults:
+                bound[name] = defaults[name]
+            else:
+                return None  # a missing argument: the slow path decides
+        if not kwargs.keys() <= bound.keys() or any(name in kwargs for name in names[: len(args)]):
+            return None  # an unknown keyword, or an argument given twice: the slow path decides
+        return bound
+
     def bind(
         self, wrapped: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> dict[str, Any]:
+        if wrapped is self._function:
+            plain = self._bind_plain(args, kwargs)
+            if plain is not None:
+                return plain
         signature = self._signature if wrapped is self._function else _signature_of(wrapped)
         if signature is not None:
             try:

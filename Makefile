@@ -11,7 +11,7 @@ PACKAGES := -e ".[dev,docs]"
 PYTEST_ARGS ?=
 CODE := src tests examples scripts bench conftest.py noxfile.py $(wildcard instrumentation/*/src instrumentation/*/tests)
 
-.PHONY: install lint typecheck docs stack-build browser stack-up stack-down stack-status unit instrumentation test demo demo-stack bench clean
+.PHONY: install lint typecheck docs stack-build system-packages stack-up stack-down stack-status unit instrumentation test demo demo-stack bench clean
 
 $(INSTALLED): pyproject.toml $(wildcard instrumentation/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,9 @@ docs: install
 stack-build:
 	bash scripts/build-stack.sh all
 
-# Headless Chromium (Debian packages) for the HTML report tests.
-browser:
-	bash scripts/install-browser.sh
+# Debian packages the tests drive: headless Chromium (HTML report) and libfaketime (clock jumps).
+system-packages:
+	bash scripts/install-system-packages.sh
 
 stack-up: install stack-build
 	$(PY) scripts/stack.py up
@@ -59,8 +59,9 @@ instrumentation: install stack-build
 # The SDK's tests, then each instrumentation's (their own pytest settings, in the nox sessions:
 # never in the SDK's run). The integration tests start (and stop) their own collector and Jaeger
 # on free loopback ports; here they must run (PROVTRACE_REQUIRE_STACK=1: no binary, no skip but a
-# failure). The html report tests need headless Chromium (make browser).
-test: lint typecheck docs stack-build browser
+# failure). The html report tests need headless Chromium, the clock-jump tests libfaketime
+# (make system-packages).
+test: lint typecheck docs stack-build system-packages
 	PROVTRACE_REQUIRE_STACK=1 $(PY) -m pytest tests $(PYTEST_ARGS)
 	PROVTRACE_REQUIRE_STACK=1 $(VENV)/bin/nox $(NOX_ARGS)
 

@@ -38,8 +38,8 @@ FLAGS = [
 def browser() -> str:
     if CHROMIUM is None:
         if os.environ.get("CI"):
-            pytest.fail("chromium is missing: make browser installs it")
-        pytest.skip("chromium is not installed (make browser installs it)")
+            pytest.fail("chromium is missing: make system-packages installs it")
+        pytest.skip("chromium is not installed (make system-packages installs it)")
     return CHROMIUM
 
 

@@ -38,7 +38,8 @@ class Entry:
 class Scan:
     entries: list[Entry] = dataclasses.field(default_factory=list)
     records: list[SpanRecord] = dataclasses.field(default_factory=list)  # seals and anchors
-    order: list[str] = dataclasses.field(default_factory=list)  # seal span ids in stored order
+    # seal span ids in stored order, per file: each file has one writer, whose order means something
+    order: list[list[str]] = dataclasses.field(default_factory=list)
     timed: list[SpanRecord] = dataclasses.field(default_factory=list)  # for verify_time.check_span_times
     conflicts: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     unreadable: list[str] = dataclasses.field(default_factory=list)
@@ -63,6 +64,7 @@ def scan_files(files: Sequence[Path], *, on_seal: Callable[[SpanRecord], object]
     seen_records: dict[tuple[str, str], SpanRecord] = {}
     with gc_paused():
         for path in files:
+            scan.order.append([])
             for number, line in enumerate(path.read_bytes().split(b"\n"), 1):  # lines end at \n only
                 if line.strip():
                     _scan_line(path, number, line, scan, seen_entries, seen_records, on_seal)
@@ -102,7 +104,7 @@ def _scan_line(
             seen_records[key] = record
             scan.records.append(record)
             if record.is_seal:
-                scan.order.append(record.span_id)
+                scan.order[-1].append(record.span_id)
                 if on_seal is not None:
                     on_seal(record)
         elif known != record:

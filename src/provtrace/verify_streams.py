@@ -45,12 +45,14 @@ def verify_stream(
     keys: Keys,
     *,
     now_ns: int,
-    order: Sequence[str] = (),
+    order: Sequence[Sequence[str]] = (),
     readings: Readings = exact,
     kept: Sequence[object] = (),
 ) -> Report:
     """Everything: each stream's chain, log and anchors, then every trace. ``order`` lists seal
-    span ids in the order they were stored (archive line order), to detect reordering; ``kept``
+    span ids in the order they were stored (line order), one list per file: a file has one writer,
+    so seals out of order within it were moved, while files of two writers (the archives of two
+    gateways) interleave in no meaningful order; ``kept``
     holds checkpoints an auditor kept (``SignedCheckpoint``), which the archive must extend."""
     full: list[SpanRecord] = []
     entries: list[tuple[str, str, str, frozenset[str]]] = []
@@ -73,7 +75,7 @@ def verify_scanned(
     keys: Keys,
     *,
     now_ns: int,
-    order: Sequence[str],
+    order: Sequence[Sequence[str]],
     kept: Sequence[object] = (),
     report: Report | None = None,
     checked: Mapping[str, bool] | None = None,
@@ -94,7 +96,7 @@ def verify_evidence(
     keys: Keys,
     *,
     now_ns: int,
-    order: Sequence[str] = (),
+    order: Sequence[Sequence[str]] = (),
     readings: Readings = exact,
     kept: Sequence[object] = (),
     report: Report | None = None,
@@ -130,7 +132,7 @@ def verify_evidence(
 
 
 def _check_chain(
-    stream: str, seals: list[SpanRecord], report: Report, *, now_ns: int, order: Sequence[str]
+    stream: str, seals: list[SpanRecord], report: Report, *, now_ns: int, order: Sequence[Sequence[str]]
 ) -> dict[int, tuple[SealBody, SpanRecord]]:
     """Sequence, chain links, heartbeats, the tail and storage order; returns the seals by seq."""
     bodies = sorted(((SealBody.from_record(s), s) for s in seals), key=lambda pair: pair[0].seq)
@@ -189,18 +191,16 @@ def _check_chain(
             )
     if sequence:
         _check_tail([by_seq[seq][0] for seq in sequence], report, stream=stream, now_ns=now_ns)
-    positions = {span_id: i for i, span_id in enumerate(order)}
-    stored = sorted(
-        (positions[seal.span_id], body.seq) for body, seal in by_seq.values() if seal.span_id in positions
-    )
-    for (_, seq_a), (_, seq_b) in itertools.pairwise(stored):
-        if seq_b < seq_a:
+    for stored_in_file in order:
+        positions = {span_id: i for i, span_id in enumerate(stored_in_file)}
+        stored = sorted(
+            (positions[seal.span_id], body.seq) for body, seal in by_seq.values() if seal.span_id in positions
+        )
+        reordered = next(((a, b) for (_, a), (_, b) in itertools.pairwise(stored) if b < a), None)
+        if reordered is not None:
+            seq_a, seq_b = reordered
             report.add(
-                REORDERED,
-                ERROR,
-                f"seal #{seq_b} is stored after seal #{seq_a}",
-                stream=stream,
-                seq=seq_b,
+                REORDERED, ERROR, f"seal #{seq_b} is stored after seal #{seq_a}", stream=stream, seq=seq_b
             )
             break
     return by_seq

@@ -240,8 +240,9 @@ def test_a_gateway_killed_mid_burst_loses_nothing_and_traces_stay_whole(
     errors = Counter(f["kind"] for f in report["findings"] if f["severity"] == "error")
     print(f"verify --stream over the union: {report['seals_checked']} seals, errors {dict(errors)}")
     # The chain (sequence numbers and each seal's digest of the one before) proves the stream's
-    # order; the order in which two gateways happened to store seals does not, so the union's
-    # storage order is the only thing allowed to differ from it.
+    # order; storage order is judged per file (one writer each), not across the two gateways',
+    # but the load balancer's retry of what the killed gateway had not acknowledged stores those
+    # seals late in its file: `reordered` is the one error the union may show.
     assert set(errors) <= {"reordered"}, verified.stdout[-3000:] + verified.stderr[-2000:]
     assert report["streams_checked"] == 1
     assert report["seals_checked"] == len(seals(home))

@@ -30,6 +30,9 @@ COUNTER_NAMES: Final = (
     "timestamps",
     "timestamp_errors",
     "clock_steps_back",
+    "streams_died",
+    "decisions_unfinished",
+    "spans_recovered",
 )
 GAUGE_NAMES: Final = ("buffered_spans", "buffered_traces", "spool_pending_bytes")
 

@@ -16,7 +16,7 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -260,6 +260,7 @@ class Sealer:
         reason: str,
         open_spans: Sequence[str] = (),
         now_ns: int,
+        extra: Mapping[str, AttrValue] | None = None,
     ) -> SpanRecord:
         covered_spans = tuple(f"{r.span_id}:{span_digest(r)}" for r in spans)
         held_back = tuple(f"{r.span_id}:{span_digest(r)}" for r in withheld)
@@ -276,6 +277,7 @@ class Sealer:
             for entry in (*covered_spans, *held_back):
                 self._log.append(_digest_bytes(entry))
             attributes: dict[str, AttrValue] = {
+                **(extra or {}),
                 c.SEAL_STREAM: self.stream_id,
                 c.SEAL_SEQ: self._seq,
                 c.SEAL_PREV: self._prev,

@@ -64,6 +64,9 @@ FORKED_HISTORY = "forked_history"
 EXTENDED_AFTER_END = "extended_after_end"
 NOT_IN_LOG = "not_in_log"
 PROOF_UNAVAILABLE = "proof_unavailable"
+STREAM_DIED = "stream_died"
+UNFINISHED_DECISION = "unfinished_decision"
+RECOVERED_EVIDENCE = "recovered_evidence"
 
 
 @dataclasses.dataclass(frozen=True)

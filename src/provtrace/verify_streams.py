@@ -25,11 +25,14 @@ from provtrace.verify import (
     HEARTBEAT_GAP,
     INFO,
     NO_EVIDENCE,
+    RECOVERED_EVIDENCE,
     REORDERED,
     SEQUENCE_GAP,
+    STREAM_DIED,
     STREAM_LIVE,
     STREAM_START_MISSING,
     TRUNCATED_TAIL,
+    UNFINISHED_DECISION,
     WARNING,
     Readings,
     Report,
@@ -111,8 +114,9 @@ def verify_evidence(
     for trace_id in seals_by_trace.keys() | by_trace.keys():
         spans, seals = by_trace.get(trace_id, {}), seals_by_trace.get(trace_id, [])
         check_trace(trace_id, spans, seals, keys, report, readings, checked)
+    died = _check_recoveries(streams, report)
     chains = {
-        stream: _check_chain(stream, seals, report, now_ns=now_ns, order=order)
+        stream: _check_chain(stream, seals, report, now_ns=now_ns, order=order, died=stream in died)
         for stream, seals in streams.items()
     }
     check_stream_log(chains, anchors, keys, report, kept=kept)
@@ -120,8 +124,62 @@ def verify_evidence(
     return report
 
 
+def _check_recoveries(streams: Mapping[str, Sequence[SpanRecord]], report: Report) -> set[str]:
+    """Seals of evidence another process recovered from a dead stream's progress log: the dead
+    stream is reported (its silence is a death, not a live stream) and so is every decision that
+    started and never finished. Returns the dead streams."""
+    died: dict[str, str] = {}
+    for stream, seals in sorted(streams.items()):
+        for seal in seals:
+            dead = seal.attr_str(c.SEAL_RECOVERED_FROM)
+            if not dead:
+                continue
+            died.setdefault(dead, stream)
+            reason = seal.attr_str(c.SEAL_REASON)
+            last = seal.attr_str(c.SEAL_LAST_STEP) or "none recorded"
+            covered = len(seal.attr_strings(c.SEAL_SPANS)) + len(seal.attr_strings(c.SEAL_WITHHELD))
+            if reason == c.SEAL_REASON_UNFINISHED:
+                report.add(
+                    UNFINISHED_DECISION,
+                    ERROR,
+                    f"decision {seal.trace_id} of stream {dead} started and never finished (the "
+                    f"process died); {covered} finished span(s) recovered; last step recorded: {last}",
+                    trace_id=seal.trace_id,
+                    span_id=seal.span_id,
+                    stream=dead,
+                )
+            elif covered:
+                report.add(
+                    RECOVERED_EVIDENCE,
+                    WARNING,
+                    f"{covered} span(s) of trace {seal.trace_id} ended in stream {dead} but were "
+                    f"sealed by {stream} after it died; last step: {last}",
+                    trace_id=seal.trace_id,
+                    span_id=seal.span_id,
+                    stream=dead,
+                )
+    for dead, by in sorted(died.items()):
+        last_seq = max((SealBody.from_record(s).seq for s in streams.get(dead, ())), default=None)
+        after = f"after seal #{last_seq}" if last_seq is not None else "before its first seal"
+        report.add(
+            STREAM_DIED,
+            ERROR,
+            f"stream {dead} died {after} without shutting down: its process was killed or "
+            f"crashed; {by} recovered what its progress log held",
+            stream=dead,
+            seq=last_seq,
+        )
+    return set(died)
+
+
 def _check_chain(
-    stream: str, seals: list[SpanRecord], report: Report, *, now_ns: int, order: Sequence[str]
+    stream: str,
+    seals: list[SpanRecord],
+    report: Report,
+    *,
+    now_ns: int,
+    order: Sequence[str],
+    died: bool = False,
 ) -> dict[int, tuple[SealBody, SpanRecord]]:
     """Sequence, chain links, heartbeats, the tail and storage order; returns the seals by seq."""
     bodies = sorted(((SealBody.from_record(s), s) for s in seals), key=lambda pair: pair[0].seq)
@@ -181,7 +239,7 @@ def _check_chain(
     if sequence:
         last = by_seq[sequence[-1]][0]
         closed = last.reason == c.SEAL_REASON_CLOSE and not last.spans and not last.withheld
-        if not closed:
+        if not closed and not died:
             age_s = (now_ns - last.time_unix_nano) / 1e9
             if last.heartbeat_interval_s and age_s > 2 * last.heartbeat_interval_s:
                 report.add(

@@ -1,0 +1,235 @@
+"""Crash evidence: an agent killed with SIGKILL inside a guarded action or in the middle of a burst,
+and a forked child, against the real archive sink, a real signing key and a real OpenBao secret.
+
+Each test compares what the agent produced (span ids it reported as ended) with what arrived in
+the archive after the next start of the agent (``tests.crash_agent recover``) by span id, counts
+exact duplicates, asks ``provtrace verify --stream`` about the dead stream, and prints the counts.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provtrace import conventions as c
+from provtrace.integrity import write_key_pair
+from provtrace.otlpjson import loads_line
+from provtrace.testing.canary import CanaryScan
+from provtrace.testing.openbao import OpenBao
+
+ROOT = Path(__file__).resolve().parents[2]
+READ_TIMEOUT_S = 60.0
+
+
+class AgentProcess:
+    """``python -m tests.crash_agent`` with its stdout read line by line within a deadline."""
+
+    def __init__(self, mode: str, home: Path, *args: str) -> None:
+        self.log = home / f"agent-{mode}-{time.monotonic_ns()}.log"
+        self._stderr = open(self.log, "wb")  # noqa: SIM115 - closed in finish()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.crash_agent", mode, str(home), *args],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+        self.messages: list[dict[str, Any]] = []
+        self._buffer = b""
+
+    def read_until(self, done: Any, timeout_s: float = READ_TIMEOUT_S) -> dict[str, Any]:
+        """Messages until one satisfies ``done``; fails on timeout or on the agent's exit."""
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while True:
+                while b"\n" in self._buffer:
+                    line, self._buffer = self._buffer.split(b"\n", 1)
+                    message = json.loads(line)
+                    self.messages.append(message)
+                    if done(message):
+                        return message  # type: ignore[no-any-return]
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, f"agent said nothing decisive in {timeout_s:.0f}s: {self.logged()}"
+                if selector.select(timeout=remaining):
+                    chunk = os.read(self.process.stdout.fileno(), 65536)
+                    assert chunk, f"agent exited ({self.process.wait()}): {self.logged()}"
+                    self._buffer += chunk
+
+    def kill9(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        assert self.process.wait(timeout=30) == -signal.SIGKILL
+        self._stderr.close()
+
+    def finish(self) -> int:
+        code = self.process.wait(timeout=120)
+        self._stderr.close()
+        return code
+
+    def logged(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def produced(self) -> set[str]:
+        return {span_id for m in self.messages for span_id in m.get("ended", ())}
+
+
+def arrived(archive: Path) -> tuple[collections.Counter[str], list[Any]]:
+    """Every span id in the archive's raw lines (seals and checkpoints apart), with how often it
+    occurs, and the seals."""
+    counts: collections.Counter[str] = collections.Counter()
+    seals = []
+    for path in sorted(archive.glob("*.jsonl")):
+        for line in path.read_bytes().splitlines():
+            for record in loads_line(line):
+                if record.is_seal:
+                    seals.append(record)
+                elif record.name != c.CHECKPOINT_SPAN_NAME:
+                    counts[record.span_id] += 1
+    return counts, seals
+
+
+def verify_stream(home: Path) -> tuple[int, dict[str, Any]]:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "provtrace.cli",
+            "verify",
+            "--stream",
+            "--archive",
+            str(home / "archive"),
+            "--public-key",
+            str(home / "agent.pub"),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.stdout, result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def kinds(report: dict[str, Any]) -> list[str]:
+    return [finding["kind"] for finding in report["findings"]]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    write_key_pair(tmp_path / "agent.key", tmp_path / "agent.pub")
+    return tmp_path
+
+
+def recover(home: Path) -> dict[str, Any]:
+    agent = AgentProcess("recover", home)
+    result = agent.read_until(lambda m: "shutdown" in m)
+    assert agent.finish() == 0, agent.logged()
+    assert result["shutdown"] is True, agent.logged()
+    result["log"] = agent.logged()
+    return result
+
+
+def test_kill_inside_a_guarded_action_recovers_the_steps_and_reports_the_decision(
+    home: Path, openbao: OpenBao
+) -> None:
+    secret = "canary-" + os.urandom(12).hex()
+    openbao.request("POST", "secret/data/crash-canary", {"data": {"token": secret}})
+    agent = AgentProcess("mid-decision", home, "--secret-url", openbao.url, "--token", openbao.root_token)
+    dead_stream = agent.read_until(lambda m: "stream" in m)["stream"]
+    inside = agent.read_until(lambda m: "inside" in m)
+    agent.kill9()
+    produced = agent.produced()
+    before, _ = arrived(home / "archive")
+    result = recover(home)
+    counts, seals = arrived(home / "archive")
+    missing = produced - set(counts)
+    duplicates = sum(n - 1 for n in counts.values() if n > 1)
+    print(
+        f"\nkill -9 inside a guarded action: produced={len(produced)} arrived={len(produced & set(counts))} "
+        f"(before restart {len(produced & set(before))}) missing={len(missing)} duplicates={duplicates}"
+    )
+    assert missing == set()
+    assert duplicates == 0
+    assert result["counters"]["decisions_unfinished"] == 1
+    assert result["counters"]["streams_died"] == 1
+    steps = set(inside["ended"]) - {agent.messages[1]["ended"][0]}  # tool call, policy, approval
+    assert len(steps) == 3 and steps <= set(counts)
+    assert result["counters"]["spans_recovered"] == len(steps - set(before))  # the rest was spooled
+    assert f"unfinished decision {inside['trace']} of stream {dead_stream}" in result["log"]
+    unfinished = [s for s in seals if s.attr_str(c.SEAL_REASON) == c.SEAL_REASON_UNFINISHED]
+    assert [s.trace_id for s in unfinished] == [inside["trace"]]
+    assert unfinished[0].attr_str(c.SEAL_RECOVERED_FROM) == dead_stream
+    assert inside["inside"] in unfinished[0].attr_strings(c.SEAL_OPEN_SPANS)
+    assert inside["ended"][-1] in (unfinished[0].attr_str(c.SEAL_LAST_STEP) or "")
+
+    code, report = verify_stream(home)
+    found = kinds(report)
+    print(f"verify --stream after recovery: exit {code}, findings {sorted(set(found))}")
+    assert code == 1 and report["ok"] is False
+    assert "stream_died" in found and "unfinished_decision" in found
+    assert not any(f["kind"] == "stream_live" and f["stream"] == dead_stream for f in report["findings"])
+    decision = next(f for f in report["findings"] if f["kind"] == "unfinished_decision")
+    assert decision["trace_id"] == inside["trace"] and inside["ended"][-1] in decision["message"]
+
+    scan = CanaryScan().watch(home / "archive", home / "spool", home / "quarantine")
+    scan.add_text(agent.logged()).add_text(result["log"])
+    scan.assert_absent(secret)
+    print(f"canary scan: {len(scan.written())} bytes under the state directories, 0 occurrences")
+
+
+def test_kill_mid_burst_loses_nothing_and_replays_once(home: Path) -> None:
+    agent = AgentProcess("burst", home, "--count", "400")
+    agent.read_until(lambda m: "stream" in m)
+    agent.read_until(lambda m: len(agent.messages) > 60)
+    agent.kill9()
+    produced = agent.produced()
+    result = recover(home)
+    counts, seals = arrived(home / "archive")
+    missing = produced - set(counts)
+    duplicates = sum(n - 1 for n in counts.values() if n > 1)
+    recovered = sum(len(s.attr_strings(c.SEAL_SPANS)) for s in seals if s.attr_str(c.SEAL_RECOVERED_FROM))
+    print(
+        f"\nkill -9 mid-burst: produced={len(produced)} arrived={len(produced & set(counts))} "
+        f"missing={len(missing)} duplicates={duplicates} arrived_total={len(counts)} "
+        f"recovered_from_progress_log={recovered} unfinished={result['counters']['decisions_unfinished']}"
+    )
+    assert missing == set()
+    assert duplicates == 0
+    assert result["counters"]["streams_died"] == 1
+    code, report = verify_stream(home)
+    assert code == 1 and "stream_died" in kinds(report)
+
+
+def test_forked_child_records_decisions_that_arrive(home: Path) -> None:
+    agent = AgentProcess("fork", home, "--count", "5")
+    agent.read_until(lambda m: "shutdown" in m and "child_shutdown" not in m)
+    assert agent.finish() == 0, agent.logged()
+    assert {"child_exit": 0} in agent.messages and {"child_shutdown": True} in agent.messages
+    produced = agent.produced()
+    counts, seals = arrived(home / "archive")
+    child = {s for m in agent.messages if "pid" in m for s in m["ended"]}
+    streams = {s.attr_str(c.SEAL_STREAM) for s in seals}
+    duplicates = sum(n - 1 for n in counts.values() if n > 1)
+    print(
+        f"\nfork: produced={len(produced)} (child {len(child)}) arrived={len(produced & set(counts))} "
+        f"duplicates={duplicates} streams={len(streams)}"
+    )
+    assert len(child) == 5 * 4
+    assert produced - set(counts) == set()
+    assert duplicates == 0
+    assert len(streams) == 2
+    code, report = verify_stream(home)
+    assert code == 0 and report["ok"] is True, kinds(report)

@@ -29,6 +29,7 @@ from provtrace.checkpoint import checkpoint_of, signed_note
 from provtrace.errors import KeyFileError, SigningError
 from provtrace.merkle import MerkleLog
 from provtrace.model import AttrValue, SpanRecord
+from provtrace.private import make_dirs
 from provtrace.signing import FileSigner, Signer, key_id_of
 from provtrace.spanview import canonical_view, span_digest
 
@@ -80,7 +81,7 @@ def write_key_pair(private_path: Path, public_path: Path, *, overwrite: bool = F
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    private_path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(private_path.parent)
     public_path.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(private_path, flags, stat.S_IRUSR | stat.S_IWUSR)

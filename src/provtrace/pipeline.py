@@ -37,7 +37,7 @@ from provtrace.otlpjson import dumps_line, loads_line
 from provtrace.processor import ProcessorLimits, ProvenanceProcessor, RawSegment
 from provtrace.progress import ProgressLog
 from provtrace.records import Segment, TraceMemory, convert
-from provtrace.recovery import recover, report, settle
+from provtrace.recovery import recover, report, settle, skip_archived
 from provtrace.rules import Rule, Violation
 from provtrace.runtime import Health
 from provtrace.sealing import (
@@ -285,6 +285,8 @@ class Pipeline:
         report their unfinished decisions; a log goes once its seals are in the spool."""
         for orphan in self.deliverer.orphans:
             try:
+                if self.settings.archive_dir is not None:
+                    skip_archived(orphan, self.settings.archive_dir)
                 recovery = recover(orphan.directory)
             except OSError as exc:
                 self.recording_error(f"recovery of {orphan.directory}", exc)

@@ -58,6 +58,8 @@ class Journal(Protocol):
 
     def ended(self, span: ReadableSpan, root: int) -> None: ...
 
+    def flush(self) -> None: ...
+
 
 @dataclasses.dataclass(frozen=True)
 class ProcessorLimits:
@@ -231,7 +233,9 @@ class ProvenanceProcessor(SpanProcessor):
 
     def tracks(self, span_id: int) -> bool:
         """Whether this processor saw the span start (so its evidence will be sealed): the guard
-        asks before it lets an action run."""
+        asks before it lets an action run, and the journal has the action's start on disk then."""
+        if self._journal is not None:
+            self._journal.flush()
         with self._lock:
             return not self._closed and span_id in self._root_of
 

@@ -5,9 +5,12 @@ in the middle of a decision (inside a guarded action, after its tool call, polic
 approval) would take them along. So every span start (ids and name) and every span end (its
 record, already scrubbed of secret values, as the spool would hold it) is written to
 ``progress-NNNNNNNN.log`` in the stream's spool directory with one ``write`` on an unbuffered
-descriptor before ``span.end()`` returns; the sealer adds a ``done`` line once a span's sealed
-segment is in the spool. The next process that adopts the spool (``provtrace.recovery``) seals
-what ended and was never spooled, and reports every decision that started and never finished.
+descriptor before ``span.end()`` returns (a decision's start is written at once; the start of a
+span inside it goes with the next write, so each span costs one system call); the sealer adds a
+``done`` line once a span's sealed segment is in the spool; the guard flushes the log before it
+lets an action run, so a guarded action's start is on disk before its body runs. The next process
+that adopts the spool (``provtrace.recovery``) seals what ended and was never spooled, and
+reports every decision that started and never finished.
 
 A write reaches the kernel, not necessarily the platter: the log survives the death of the
 process, which is what it is for; the spool's fsync covers sealed evidence against power loss.
@@ -27,12 +30,13 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+import orjson
 from opentelemetry.sdk.trace import ReadableSpan, Span
 from opentelemetry.trace import format_span_id, format_trace_id
 
 from provtrace.errors import InputError
 from provtrace.model import AttrValue, SpanRecord
-from provtrace.otlpjson import dumps_line, loads_line
+from provtrace.otlpjson import encode_traces, loads_line
 from provtrace.records import clean_name, to_record
 
 logger = logging.getLogger("provtrace")
@@ -77,6 +81,7 @@ class ProgressLog:
         self._started_in: dict[str, int] = {}  # span id -> file of its start line
         self._ended_in: dict[str, int] = {}  # span id -> file of its end line, until done
         self._outstanding: dict[int, int] = {}  # file -> lines in it still needed by recovery
+        self._starts: list[str] = []  # start lines of spans inside a decision, not yet written
         self._fd = -1
         self._number = 0
         self._size = 0
@@ -95,11 +100,15 @@ class ProgressLog:
             format_span_id(root),
         )
         name = clean_name(span.name)
+        line = f"{START}\t{trace_id}\t{span_id}\t{root_id}\t{name}\n"
         with self._lock:
-            if self._write(f"{START}\t{trace_id}\t{span_id}\t{root_id}\t{name}\n"):
-                self._open[span_id] = (trace_id, root_id, name)
-                self._started_in[span_id] = self._number
-                self._count(self._number, 1)
+            if ctx.span_id != root:
+                self._starts.append(line)  # goes with the next write: one system call per span
+            elif not self._write(line):
+                return
+            self._open[span_id] = (trace_id, root_id, name)
+            self._started_in[span_id] = self._number
+            self._count(self._number, 1)
 
     def ended(self, span: ReadableSpan, root: int) -> None:
         try:
@@ -107,12 +116,20 @@ class ProgressLog:
         except Exception as exc:  # noqa: BLE001 - the sealer converts it again and reports it
             self._on_error("progress record", exc)
             return
-        line = f"{END}\t{format_span_id(root)}\t{','.join(leaked)}\t{dumps_line([record])}"
+        # orjson escapes every line break inside strings: the record stays on one line.
+        encoded = orjson.dumps(encode_traces([record])).decode()
+        line = f"{END}\t{format_span_id(root)}\t{','.join(leaked)}\t{encoded}\n"
         with self._lock:
             if self._write(line):
                 self._forget_start(record.span_id)
                 self._ended_in[record.span_id] = self._number
                 self._count(self._number, 1)
+
+    def flush(self) -> None:
+        """Write the starts still held back (the guard calls this before an action runs)."""
+        with self._lock:
+            if self._starts:
+                self._write("")
 
     # --- sealer side ------------------------------------------------------------------------
 
@@ -149,17 +166,18 @@ class ProgressLog:
                         path.unlink()
 
     def abandon(self) -> None:
-        """In a forked child: the log is the parent's; let go of the descriptor without writing."""
-        with self._lock:
-            self._closed = True
-            self._release()
+        """In a forked child: the log is the parent's; let go of the descriptor without writing
+        (and without the lock, which a thread of the parent may have held at the fork)."""
+        self._closed = True
+        self._release()
 
     # --- internals (lock held) --------------------------------------------------------------
 
     def _write(self, line: str) -> bool:
         if self._closed or self._fd < 0:
             return False
-        data = line.encode("utf-8", errors="surrogateescape")
+        data = "".join([*self._starts, line]).encode("utf-8", errors="surrogateescape")
+        self._starts.clear()
         try:
             if self._size + len(data) > self._max_file_bytes and self._size:
                 self._rotate()

@@ -25,6 +25,7 @@ from provtrace.model import AttrValue, SpanRecord
 from provtrace.otlpjson import loads_line
 from provtrace.progress import Progress, progress_files, read_progress
 from provtrace.records import Segment
+from provtrace.spool import Spool
 
 logger = logging.getLogger("provtrace")
 
@@ -197,3 +198,29 @@ def settle(recovery: Recovery) -> None:
     for path in recovery.files:
         with contextlib.suppress(OSError):
             path.unlink()
+
+
+def skip_archived(orphan: Spool, archive_dir: Path, sink: str = "archive") -> int:
+    """Lines of an adopted journal that its dead owner appended to its archive file but did not
+    live to acknowledge (killed between the two) are acknowledged now, not appended again: the
+    archive's last bytes are exactly the batch it sent. Returns how many lines were skipped."""
+    parts = sorted(archive_dir.glob(f"provtrace-{orphan.directory.name}.*.jsonl"))
+    if not parts or sink not in orphan.sinks:
+        return 0
+    lines, _ = orphan.read(sink)
+    if not lines:
+        return 0
+    data = "".join(lines).encode("utf-8")
+    try:
+        with open(parts[-1], "rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - len(data)))
+            tail = handle.read()
+    except OSError:
+        return 0
+    for count in range(len(lines), 0, -1):
+        if tail.endswith("".join(lines[:count]).encode("utf-8")):
+            _, position = orphan.read(sink, max_lines=count)
+            orphan.ack(sink, position)
+            return count
+    return 0

@@ -18,14 +18,16 @@ from opentelemetry.trace import format_span_id, format_trace_id, set_span_in_con
 import provtrace
 from provtrace import conventions as c
 from provtrace.counters import Counters
+from provtrace.export.archive import ArchiveSink
 from provtrace.integrity import Sealer, write_key_pair
 from provtrace.keyring import Keys
 from provtrace.model import SpanRecord
 from provtrace.otlpjson import dumps_line, loads_line
 from provtrace.progress import ProgressLog, progress_files, read_progress
 from provtrace.records import to_record
-from provtrace.recovery import recover, report
+from provtrace.recovery import recover, report, skip_archived
 from provtrace.sealing import Verdicts, seal_segment
+from provtrace.spool import Spool
 from provtrace.testing import make_recorded
 from provtrace.testing.canary import CanaryScan
 from provtrace.verify import STREAM_DIED, STREAM_LIVE, UNFINISHED_DECISION
@@ -70,6 +72,7 @@ def test_a_decision_cut_short_is_recovered_as_unfinished_with_its_last_step(tmp_
     tool = spans.end(spans.start("tool_call lookup", root), root)
     approval = spans.end(spans.start("approval CHG-42", root), root)
     action = spans.start("action firewall.open", root)
+    spans.log.flush()  # what the guard does before the action runs
     recovery = recover(tmp_path)
     assert recovery is not None and recovery.died
     (segment,) = recovery.segments
@@ -235,3 +238,17 @@ def test_an_existing_directory_keeps_the_mode_its_owner_gave_it(tmp_path: Path, 
     assert stat.S_IMODE(shared.stat().st_mode) == 0o750
     archived = list(shared.glob("*.jsonl"))
     assert archived and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in archived)
+
+
+def test_a_batch_archived_but_not_acknowledged_before_the_kill_is_not_archived_again(tmp_path: Path) -> None:
+    stream = "dead@host/1/abcd"
+    spool = Spool(tmp_path / "spool", stream, ["archive"], fsync=False)
+    lines = [f'{{"line": {i}}}\n' for i in range(5)]
+    spool.append(lines)
+    batch, _ = spool.read("archive", max_lines=3)
+    ArchiveSink(tmp_path / "archive", stream).send(batch)  # then killed before spool.ack
+    spool.abandon()
+    adopted = Spool(tmp_path / "spool", stream, ["archive"], fsync=False, directory=spool.directory)
+    assert skip_archived(adopted, tmp_path / "archive") == 3
+    assert adopted.read("archive")[0] == lines[3:]
+    assert skip_archived(adopted, tmp_path / "archive") == 0  # the rest was never archived

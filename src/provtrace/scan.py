@@ -40,6 +40,7 @@ class Scan:
     order: list[str] = dataclasses.field(default_factory=list)  # seal span ids in stored order
     conflicts: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     unreadable: list[str] = dataclasses.field(default_factory=list)
+    duplicates: int = 0  # exact copies dropped (delivery is at least once)
 
 
 @contextmanager
@@ -91,6 +92,8 @@ def _scan_line(
                 scan.entries.append(entry)
             elif first != entry.digest:
                 scan.conflicts.append(key)
+            else:
+                scan.duplicates += 1
             continue
         key = (record.trace_id, record.span_id)
         known = seen_records.get(key)
@@ -103,3 +106,5 @@ def _scan_line(
                     on_seal(record)
         elif known != record:
             scan.conflicts.append(key)
+        else:
+            scan.duplicates += 1

@@ -67,6 +67,7 @@ PROOF_UNAVAILABLE = "proof_unavailable"
 STREAM_DIED = "stream_died"
 UNFINISHED_DECISION = "unfinished_decision"
 RECOVERED_EVIDENCE = "recovered_evidence"
+DUPLICATE_COPIES = "duplicate_copies"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,8 +23,10 @@ import pytest
 
 from provtrace import conventions as c
 from provtrace.integrity import write_key_pair
-from provtrace.otlpjson import loads_line
+from provtrace.otlpjson import decode_traces, loads_line
+from provtrace.testing import Stack, wait_for
 from provtrace.testing.canary import CanaryScan
+from provtrace.testing.evidence import jaeger_v3
 from provtrace.testing.openbao import OpenBao
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,15 +102,17 @@ def arrived(archive: Path) -> tuple[collections.Counter[str], list[Any]]:
 
 
 def verify_stream(home: Path) -> tuple[int, dict[str, Any]]:
+    return verify_args(home, "--stream", "--archive", str(home / "archive"))
+
+
+def verify_args(home: Path, *args: str) -> tuple[int, dict[str, Any]]:
     result = subprocess.run(
         [
             sys.executable,
             "-m",
             "provtrace.cli",
             "verify",
-            "--stream",
-            "--archive",
-            str(home / "archive"),
+            *args,
             "--public-key",
             str(home / "agent.pub"),
             "--format",
@@ -233,3 +237,58 @@ def test_forked_child_records_decisions_that_arrive(home: Path) -> None:
     assert len(streams) == 2
     code, report = verify_stream(home)
     assert code == 0 and report["ok"] is True, kinds(report)
+
+
+def jaeger_copies(stack: Stack, trace_id: str) -> dict[str, list[Any]]:
+    """Every copy of every span of a trace as Jaeger stores it (raw: no adjuster merges copies)."""
+    data = jaeger_v3(stack, trace_id)
+    copies: dict[str, list[Any]] = collections.defaultdict(list)
+    for record in decode_traces(data["result"]) if data else []:
+        if not record.is_seal and record.name != c.CHECKPOINT_SPAN_NAME:
+            copies[record.span_id].append(record)
+    return copies
+
+
+def test_kill_mid_burst_through_the_collector_into_jaeger(home: Path, evidence_stack: Stack) -> None:
+    """Jaeger cannot be asked whether it has a batch already: one the dead process sent but did
+    not live to acknowledge is sent again. Such copies must be exact (so every reader drops
+    them) and counted; nothing may be missing."""
+    endpoint = evidence_stack.otlp_http_endpoint
+    agent = AgentProcess("burst", home, "--count", "400", "--endpoint", endpoint)
+    agent.read_until(lambda m: "stream" in m)
+    agent.read_until(lambda m: len(agent.messages) > 30)
+    agent.kill9()
+    restarted = AgentProcess("recover", home, "--endpoint", endpoint)
+    result = restarted.read_until(lambda m: "shutdown" in m)
+    assert restarted.finish() == 0 and result["shutdown"] is True, restarted.logged()
+    produced = agent.produced()
+    stored: dict[str, list[Any]] = {}
+    for decision in [m for m in agent.messages if "ended" in m]:
+        wanted = set(decision["ended"])
+        stored.update(
+            wait_for(
+                f"trace {decision['trace']} in Jaeger",
+                lambda t=decision["trace"], w=wanted: (
+                    found if w <= set(found := jaeger_copies(evidence_stack, t)) else None
+                ),
+            )
+        )
+    duplicates = sum(len(copies) - 1 for copies in stored.values())
+    inexact = [span_id for span_id, copies in stored.items() if any(c != copies[0] for c in copies)]
+    print(
+        f"\nkill -9 mid-burst via the collector into Jaeger: produced={len(produced)} "
+        f"arrived={len(produced & set(stored))} exact_duplicates={duplicates} inexact={len(inexact)} "
+        f"recovered_from_progress_log={result['counters']['spans_recovered']}"
+    )
+    assert produced <= set(stored)
+    assert inexact == []
+    copied = sorted({copies[0].trace_id for copies in stored.values() if len(copies) > 1})
+    for trace_id in copied[:3]:  # a reader drops the copies, and verify says how many
+        raw = list(decode_traces(jaeger_v3(evidence_stack, trace_id)["result"]))
+        extra = len(raw) - len({r.span_id for r in raw})  # spans, seals and checkpoints
+        code, report = verify_args(home, trace_id, "--jaeger", evidence_stack.jaeger_url)
+        (counted,) = [f for f in report["findings"] if f["kind"] == "duplicate_copies"]
+        assert counted["message"].startswith(f"{extra} exact duplicate cop")
+        assert "missing_span" not in kinds(report) and "conflicting_copy" not in kinds(report)
+    code, report = verify_stream(home)  # the local archive: same evidence, copies counted
+    assert "stream_died" in kinds(report) and code == 1

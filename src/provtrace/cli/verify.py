@@ -31,6 +31,7 @@ from provtrace.scan import scan_files
 from provtrace.timestamp import load_tsa_roots
 from provtrace.verify import (
     CONFLICTING_COPY,
+    DUPLICATE_COPIES,
     ERROR,
     INFO,
     PARTIAL,
@@ -187,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
         )
         for problem in scan.unreadable:
             report.add(UNREADABLE_LINE, ERROR, problem)
+        if scan.duplicates:
+            _duplicates(report, scan.duplicates)
         for trace_id, span_id in scan.conflicts:
             report.add(
                 CONFLICTING_COPY,
@@ -202,8 +205,19 @@ def run(args: argparse.Namespace) -> int:
         if not records:
             raise InputError(f"trace {trace_id} not found in {source.description}")
         report = verify_one(source, trace_id, records, keys)
+        if isinstance(source, JaegerSource) and source.duplicates:
+            _duplicates(report, source.duplicates)
     print(render(report, args.format, source.description), end="")
     return 0 if report.ok else 1
+
+
+def _duplicates(report: Report, count: int) -> None:
+    report.add(
+        DUPLICATE_COPIES,
+        INFO,
+        f"{count} exact duplicate cop{'y' if count == 1 else 'ies'} of spans ignored: delivery is at "
+        "least once (a process killed between sending a batch and recording that it did sends it again)",
+    )
 
 
 def _run_proof(args: argparse.Namespace, keys: Keys) -> int:

@@ -226,6 +226,8 @@ class Pipeline:
             problems.append("the delivery thread is not running")
         if self._spool_problem:
             problems.append(self._spool_problem)
+        if self.progress_log.problem and not self._closing.is_set():
+            problems.append(self.progress_log.problem)
         probed = self.spool.probe()
         if probed and probed not in self._spool_problem:
             problems.append(probed)

@@ -85,7 +85,7 @@ class ProgressLog:
         self._fd = -1
         self._number = 0
         self._size = 0
-        self._failed = False
+        self.problem = ""  # why crash evidence is not being written, for health()
         self._closed = False
         with self._lock:
             self._rotate()
@@ -254,8 +254,11 @@ class ProgressLog:
             self._fd = -1
 
     def _fail(self, exc: OSError) -> None:
-        if not self._failed:
-            self._failed = True
+        if not self.problem:
+            self.problem = (
+                f"progress log in {self.directory} not writable ({exc.strerror or exc}): "
+                "a crash would lose the steps of open decisions"
+            )
             self._on_error("progress log", exc)
 
 

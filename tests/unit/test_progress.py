@@ -252,3 +252,21 @@ def test_a_batch_archived_but_not_acknowledged_before_the_kill_is_not_archived_a
     assert skip_archived(adopted, tmp_path / "archive") == 3
     assert adopted.read("archive")[0] == lines[3:]
     assert skip_archived(adopted, tmp_path / "archive") == 0  # the rest was never archived
+
+
+def test_a_progress_log_that_cannot_be_written_shows_in_health(tmp_path: Path) -> None:
+    recorded = make_recorded(tmp_path)
+    try:
+        log = recorded.handle.pipeline.progress_log
+        assert recorded.handle.health().ok
+        read_only = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(read_only, log._fd)  # the log's descriptor now refuses writes (EBADF)
+        os.close(read_only)
+        with provtrace.decision("d", trigger="t", actor="a"):
+            pass
+        health = recorded.handle.health()
+        assert not health.ok
+        assert any("progress log" in problem for problem in health.problems)
+        assert recorded.handle.counters["recording_errors"] >= 1
+    finally:
+        recorded.handle.shutdown(timeout_s=30)

@@ -79,6 +79,7 @@ def mid_decision(secret_url: str, token: str) -> None:
         secret = fetch_secret(secret_url, token)
         s.record_value(secret, version="1")
     ended.append(s.span_id)
+    assert provtrace.current().force_flush(timeout_s=60)  # the stream's first seal is archived
     say(trace=s.trace_id, ended=ended)
     with provtrace.decision("contain INC-4711", trigger="alert:INC-4711", actor="crash-agent") as d:
         with provtrace.tool_call("lookup_rule") as tool:

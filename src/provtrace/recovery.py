@@ -14,7 +14,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import fcntl
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 from provtrace import conventions as c
@@ -224,3 +226,29 @@ def skip_archived(orphan: Spool, archive_dir: Path, sink: str = "archive") -> in
             orphan.ack(sink, position)
             return count
     return 0
+
+
+def dead_spools(root: Path) -> Iterator[Recovery]:
+    """What the progress logs under a spool root say of processes that died and whose spool no
+    process has adopted yet (their lock is free), read without changing anything: for
+    ``verify --stream --spool``, on the agent's host, before the agent starts again."""
+    try:
+        directories = sorted(p for p in root.iterdir() if p.is_dir())
+    except OSError:
+        return
+    for directory in directories:
+        if progress_files(directory) and _unlocked(directory / "lock"):
+            recovery = recover(directory)
+            if recovery is not None and (recovery.died or recovery.decisions):
+                yield recovery
+
+
+def _unlocked(path: Path) -> bool:
+    """Whether no live process holds the spool's lock (it is taken and released at once)."""
+    try:
+        with open(path, "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return True

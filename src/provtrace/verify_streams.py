@@ -75,12 +75,14 @@ def verify_scanned(
     kept: Sequence[object] = (),
     report: Report | None = None,
     checked: Mapping[str, bool] | None = None,
+    dead: Mapping[str, str] | None = None,
 ) -> Report:
     """``verify_stream`` of an archive read by ``provtrace.scan`` (digests already computed;
-    ``checked`` holds the seals already checked while reading, by span id)."""
+    ``checked`` holds the seals already checked while reading, by span id; ``dead`` the streams
+    known to have died elsewhere, with where that is known from)."""
     rows = ((e.trace_id, e.span_id, e.name, frozenset((e.digest,))) for e in entries)
     return verify_evidence(
-        rows, full, keys, now_ns=now_ns, order=order, kept=kept, report=report, checked=checked
+        rows, full, keys, now_ns=now_ns, order=order, kept=kept, report=report, checked=checked, dead=dead
     )
 
 
@@ -95,6 +97,7 @@ def verify_evidence(
     kept: Sequence[object] = (),
     report: Report | None = None,
     checked: Mapping[str, bool] | None = None,
+    dead: Mapping[str, str] | None = None,
 ) -> Report:
     report = report if report is not None else Report()
     by_trace: dict[str, dict[str, tuple[str, frozenset[str]]]] = collections.defaultdict(dict)
@@ -114,7 +117,7 @@ def verify_evidence(
     for trace_id in seals_by_trace.keys() | by_trace.keys():
         spans, seals = by_trace.get(trace_id, {}), seals_by_trace.get(trace_id, [])
         check_trace(trace_id, spans, seals, keys, report, readings, checked)
-    died = _check_recoveries(streams, report)
+    died = _check_recoveries(streams, report, dead or {})
     chains = {
         stream: _check_chain(stream, seals, report, now_ns=now_ns, order=order, died=stream in died)
         for stream, seals in streams.items()
@@ -124,17 +127,20 @@ def verify_evidence(
     return report
 
 
-def _check_recoveries(streams: Mapping[str, Sequence[SpanRecord]], report: Report) -> set[str]:
+def _check_recoveries(
+    streams: Mapping[str, Sequence[SpanRecord]], report: Report, dead: Mapping[str, str]
+) -> set[str]:
     """Seals of evidence another process recovered from a dead stream's progress log: the dead
     stream is reported (its silence is a death, not a live stream) and so is every decision that
-    started and never finished. Returns the dead streams."""
+    started and never finished. ``dead`` adds streams known dead from elsewhere (a progress log
+    nobody recovered yet). Returns the dead streams."""
     died: dict[str, str] = {}
     for stream, seals in sorted(streams.items()):
         for seal in seals:
-            dead = seal.attr_str(c.SEAL_RECOVERED_FROM)
-            if not dead:
+            gone = seal.attr_str(c.SEAL_RECOVERED_FROM)
+            if not gone:
                 continue
-            died.setdefault(dead, stream)
+            died.setdefault(gone, stream)
             reason = seal.attr_str(c.SEAL_REASON)
             last = seal.attr_str(c.SEAL_LAST_STEP) or "none recorded"
             covered = len(seal.attr_strings(c.SEAL_SPANS)) + len(seal.attr_strings(c.SEAL_WITHHELD))
@@ -142,34 +148,36 @@ def _check_recoveries(streams: Mapping[str, Sequence[SpanRecord]], report: Repor
                 report.add(
                     UNFINISHED_DECISION,
                     ERROR,
-                    f"decision {seal.trace_id} of stream {dead} started and never finished (the "
+                    f"decision {seal.trace_id} of stream {gone} started and never finished (the "
                     f"process died); {covered} finished span(s) recovered; last step recorded: {last}",
                     trace_id=seal.trace_id,
                     span_id=seal.span_id,
-                    stream=dead,
+                    stream=gone,
                 )
             elif covered:
                 report.add(
                     RECOVERED_EVIDENCE,
                     WARNING,
-                    f"{covered} span(s) of trace {seal.trace_id} ended in stream {dead} but were "
+                    f"{covered} span(s) of trace {seal.trace_id} ended in stream {gone} but were "
                     f"sealed by {stream} after it died; last step: {last}",
                     trace_id=seal.trace_id,
                     span_id=seal.span_id,
-                    stream=dead,
+                    stream=gone,
                 )
-    for dead, by in sorted(died.items()):
-        last_seq = max((SealBody.from_record(s).seq for s in streams.get(dead, ())), default=None)
+    found = {stream: f"{by} recovered what its progress log held" for stream, by in died.items()}
+    for stream, where in dead.items():
+        found.setdefault(stream, where)
+    for stream, how in sorted(found.items()):
+        last_seq = max((SealBody.from_record(s).seq for s in streams.get(stream, ())), default=None)
         after = f"after seal #{last_seq}" if last_seq is not None else "before its first seal"
         report.add(
             STREAM_DIED,
             ERROR,
-            f"stream {dead} died {after} without shutting down: its process was killed or "
-            f"crashed; {by} recovered what its progress log held",
-            stream=dead,
+            f"stream {stream} died {after} without shutting down: its process was killed or crashed; {how}",
+            stream=stream,
             seq=last_seq,
         )
-    return set(died)
+    return set(found)
 
 
 def _check_chain(

@@ -101,8 +101,8 @@ def arrived(archive: Path) -> tuple[collections.Counter[str], list[Any]]:
     return counts, seals
 
 
-def verify_stream(home: Path) -> tuple[int, dict[str, Any]]:
-    return verify_args(home, "--stream", "--archive", str(home / "archive"))
+def verify_stream(home: Path, *more: str) -> tuple[int, dict[str, Any]]:
+    return verify_args(home, "--stream", "--archive", str(home / "archive"), *more)
 
 
 def verify_args(home: Path, *args: str) -> tuple[int, dict[str, Any]]:
@@ -157,6 +157,17 @@ def test_kill_inside_a_guarded_action_recovers_the_steps_and_reports_the_decisio
     agent.kill9()
     produced = agent.produced()
     before, _ = arrived(home / "archive")
+    # Before the restart and within a heartbeat interval, the archive alone cannot tell a dead
+    # stream from a live one; on the agent's host, its progress log can.
+    code, report = verify_stream(home)
+    print(f"\nverify --stream before the restart, archive only: exit {code}, {sorted(set(kinds(report)))}")
+    code, report = verify_stream(home, "--spool", str(home / "spool"))  # its progress log can
+    died = [f for f in report["findings"] if f["kind"] == "stream_died"]
+    print(f"\nverify --stream --spool before the restart: exit {code}, findings {sorted(set(kinds(report)))}")
+    assert code == 1 and [f["stream"] for f in died] == [dead_stream]
+    assert not any(f["kind"] == "stream_live" and f["stream"] == dead_stream for f in report["findings"])
+    (early,) = [f for f in report["findings"] if f["kind"] == "unfinished_decision"]
+    assert early["trace_id"] == inside["trace"] and inside["ended"][-1] in early["message"]
     result = recover(home)
     counts, seals = arrived(home / "archive")
     missing = produced - set(counts)

@@ -29,14 +29,14 @@ def say(**message: Any) -> None:
     sys.stdout.flush()
 
 
-def configure(home: Path, *, endpoint: str | None) -> provtrace.Provtrace:
+def configure(home: Path, *, endpoint: str | None, completeness: str) -> provtrace.Provtrace:
     return provtrace.configure(
         service_name="crash-agent",
         archive_dir=home / "archive",
         spool_dir=home / "spool",
         quarantine_dir=home / "quarantine",
         signing_key=home / "agent.key",
-        completeness="annotate",
+        completeness=completeness,
         endpoint=endpoint,
         heartbeat_interval=60,
     )
@@ -75,12 +75,14 @@ def mid_decision(secret_url: str, token: str) -> None:
     """Steps end (and are reported to the parent), then the process waits inside the guarded
     action until it is killed."""
     ended: list[str] = []
-    with provtrace.secret_fetch(store="vault", ref="kv/crash-canary", nhi="svc-crash") as s:
-        secret = fetch_secret(secret_url, token)
-        s.record_value(secret, version="1")
-    ended.append(s.span_id)
-    assert provtrace.current().force_flush(timeout_s=60)  # the stream's first seal is archived
-    say(trace=s.trace_id, ended=ended)
+    secret = ""
+    if secret_url:
+        with provtrace.secret_fetch(store="vault", ref="kv/crash-canary", nhi="svc-crash") as s:
+            secret = fetch_secret(secret_url, token)
+            s.record_value(secret, version="1")
+        ended.append(s.span_id)
+        assert provtrace.current().force_flush(timeout_s=60)  # the stream's first seal is archived
+        say(trace=s.trace_id, ended=ended)
     with provtrace.decision("contain INC-4711", trigger="alert:INC-4711", actor="crash-agent") as d:
         with provtrace.tool_call("lookup_rule") as tool:
             tool.record_input({"sg": "sg-123", "auth": secret})
@@ -91,7 +93,10 @@ def mid_decision(secret_url: str, token: str) -> None:
             a.approve(reason="matches change window")
         ended += [tool.span_id, p.span_id, a.span_id]
         with provtrace.action(
-            f"firewall.rule.open {secret}", target="sg-123", params=REQ, require=("policy", "approval")
+            f"firewall.rule.open {secret}".strip(),
+            target="sg-123",
+            params=REQ,
+            require=("policy", "approval"),
         ) as act:
             say(trace=d.trace_id, ended=ended, inside=act.span_id, root=d.span_id)
             sys.stdin.read()  # killed here
@@ -132,8 +137,9 @@ def main() -> None:
     parser.add_argument("--token", default="")
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--endpoint", default=None)
+    parser.add_argument("--completeness", default="annotate")
     args = parser.parse_args()
-    handle = configure(args.home, endpoint=args.endpoint)
+    handle = configure(args.home, endpoint=args.endpoint, completeness=args.completeness)
     say(stream=handle.stream_id)
     if args.mode == "mid-decision":
         mid_decision(args.secret_url, args.token)

@@ -137,8 +137,8 @@ def home(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def recover(home: Path) -> dict[str, Any]:
-    agent = AgentProcess("recover", home)
+def recover(home: Path, *args: str) -> dict[str, Any]:
+    agent = AgentProcess("recover", home, *args)
     result = agent.read_until(lambda m: "shutdown" in m)
     assert agent.finish() == 0, agent.logged()
     assert result["shutdown"] is True, agent.logged()
@@ -303,3 +303,26 @@ def test_kill_mid_burst_through_the_collector_into_jaeger(home: Path, evidence_s
         assert "missing_span" not in kinds(report) and "conflicting_copy" not in kinds(report)
     code, report = verify_stream(home)  # the local archive: same evidence, copies counted
     assert "stream_died" in kinds(report) and code == 1
+
+
+def test_in_enforce_mode_the_unfinished_decision_is_quarantined_with_its_reason(home: Path) -> None:
+    """The default mode keeps an incomplete segment out of the stream: the recovered steps are
+    withheld (listed by span id and digest in the seal) and held in the quarantine as UNFINISHED."""
+    agent = AgentProcess("mid-decision", home, "--completeness", "enforce")
+    inside = agent.read_until(lambda m: "inside" in m)
+    agent.kill9()
+    result = recover(home, "--completeness", "enforce")
+    counts, seals = arrived(home / "archive")
+    (seal,) = [s for s in seals if s.attr_str(c.SEAL_REASON) == c.SEAL_REASON_UNFINISHED]
+    withheld = {entry.partition(":")[0] for entry in seal.attr_strings(c.SEAL_WITHHELD)}
+    quarantined = [json.loads(p.read_text()) for p in (home / "quarantine").glob("q-*.json")]
+    held = [q for q in quarantined if q["trace_id"] == inside["trace"]]
+    steps = set(inside["ended"])
+    print(
+        f"\nkill -9 inside a guarded action (enforce): produced={len(steps)} "
+        f"arrived={len(steps & set(counts))} withheld={len(steps & withheld)} quarantined_entries={len(held)}"
+    )
+    assert steps <= set(counts) | withheld
+    assert steps & withheld and len(held) == 1
+    assert "UNFINISHED" in {v["code"] for v in held[0]["violations"]}
+    assert result["counters"]["decisions_unfinished"] == 1

@@ -36,14 +36,16 @@ from opentelemetry.trace import format_span_id, format_trace_id
 
 from provtrace.errors import InputError
 from provtrace.model import AttrValue, SpanRecord
-from provtrace.otlpjson import encode_traces, loads_line
+from provtrace.otlpjson import HEX_ID, encode_traces, loads_line
 from provtrace.records import clean_name, to_record
+from provtrace.report.basics import printable
 
 logger = logging.getLogger("provtrace")
 
 _FILE = re.compile(r"^progress-(\d{8})\.log$")
 DEFAULT_FILE_BYTES = 4 * 1024 * 1024
 OWNER_ONLY = 0o600
+MAX_TEXT = 256  # a stream id or span name read back from a log is at most this long
 
 # Line kinds: one tab-separated line each, the last field free text (JSON never holds a raw tab).
 STREAM, START, END, DONE, CLOSED = "stream", "start", "end", "done", "closed"
@@ -294,14 +296,14 @@ def read_progress(directory: Path) -> Progress:
 def _read_line(line: str, progress: Progress) -> None:
     kind, _, rest = line.partition("\t")
     fields = rest.split("\t", 3)
-    if kind == STREAM and rest:
+    if kind == STREAM and rest and rest.isprintable() and len(rest) <= MAX_TEXT:
         progress.stream_id = rest
     elif kind == CLOSED:
         progress.closed = True
-    elif kind == START and len(fields) == 4:
+    elif kind == START and len(fields) == 4 and _ids(fields[0], fields[1], fields[2]):
         trace_id, span_id, root_id, name = fields
-        progress.started[span_id] = (trace_id, root_id, name)
-    elif kind == END and len(fields) == 3:
+        progress.started[span_id] = (trace_id, root_id, printable(name)[:MAX_TEXT])
+    elif kind == END and len(fields) == 3 and HEX_ID[16].fullmatch(fields[0]):
         root_id, leaks, record_line = fields
         try:
             (record,) = loads_line(record_line)
@@ -310,6 +312,11 @@ def _read_line(line: str, progress: Progress) -> None:
             return
         progress.ended[record.span_id] = (root_id, tuple(x for x in leaks.split(",") if x), record)
     elif kind == DONE:
-        progress.done.update(x for x in rest.split(",") if x)
+        progress.done.update(x for x in rest.split(",") if HEX_ID[16].fullmatch(x))
     else:
         progress.unreadable += 1
+
+
+def _ids(trace_id: str, *span_ids: str) -> bool:
+    """A log line's ids are hex of the right length (anything else was not written by provtrace)."""
+    return bool(HEX_ID[32].fullmatch(trace_id)) and all(HEX_ID[16].fullmatch(s) for s in span_ids)

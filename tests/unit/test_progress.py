@@ -17,6 +17,7 @@ from opentelemetry.trace import format_span_id, format_trace_id, set_span_in_con
 
 import provtrace
 from provtrace import conventions as c
+from provtrace.cli.main import main as cli
 from provtrace.counters import Counters
 from provtrace.export.archive import ArchiveSink
 from provtrace.integrity import Sealer, write_key_pair
@@ -270,3 +271,51 @@ def test_a_progress_log_that_cannot_be_written_shows_in_health(tmp_path: Path) -
         assert recorded.handle.counters["recording_errors"] >= 1
     finally:
         recorded.handle.shutdown(timeout_s=30)
+
+
+def test_verify_reads_hostile_progress_logs_without_breaking(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Progress logs are input too: garbage, control characters and ids of any shape give
+    findings on escaped lines, never a traceback; a spool that is not a directory is one line."""
+    recorded = make_recorded(tmp_path / "agent")
+    with provtrace.decision("d", trigger="t", actor="a"):
+        pass
+    recorded.handle.shutdown(timeout_s=30)
+    spool = tmp_path / "spool"
+    for name, data in {
+        "random": os.urandom(4096),
+        "forged": b"stream\tevil\x1b[31m\nstart\taa\tbb\tcc\tdd\nstart\t"
+        + b"ab" * 16
+        + b"\t"
+        + b"cd" * 8
+        + b"\t"
+        + b"cd" * 8
+        + b"\tname \x1b]0;pwned\x07\nend\tzz\t\t{}\nend\t"
+        + b"cd" * 8
+        + b"\t\t[1,2]\ndone\t,x,\n",
+    }.items():
+        (spool / name).mkdir(parents=True)
+        (spool / name / "lock").touch()
+        (spool / name / "progress-00000001.log").write_bytes(data)
+    code = cli(
+        ["verify", "--stream", "--archive", str(tmp_path / "agent" / "archive"), "--spool", str(spool)]
+    )
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "\x1b" not in out and "\x07" not in out
+    assert "stream_died" in out and "unfinished_decision" in out and "\\x1b" in out
+    assert (
+        cli(
+            [
+                "verify",
+                "--stream",
+                "--archive",
+                str(tmp_path / "agent" / "archive"),
+                "--spool",
+                str(spool / "random" / "lock"),
+            ]
+        )
+        == 2
+    )
+    assert capsys.readouterr().err.startswith("provtrace: error: spool directory")

@@ -28,6 +28,7 @@ from provtrace.readers.archive import ArchiveSource
 from provtrace.readers.base import EvidenceSource
 from provtrace.readers.jaeger import JaegerSource, check_trace_id, interpretations
 from provtrace.recovery import dead_spools
+from provtrace.report.basics import printable
 from provtrace.scan import scan_files
 from provtrace.timestamp import load_tsa_roots
 from provtrace.verify import (
@@ -225,7 +226,7 @@ def _unrecovered(spool: Path, report: Report) -> dict[str, str]:
     """Dead streams and their unfinished decisions from the progress logs in a spool directory
     that no restarted agent has recovered yet."""
     if not spool.is_dir():
-        raise InputError(f"spool directory {spool} does not exist")
+        raise InputError(f"spool directory {spool} does not exist or is not a directory")
     dead: dict[str, str] = {}
     for recovery in dead_spools(spool):
         held = f"{recovery.spans} span(s) that were never spooled"
@@ -364,8 +365,11 @@ def render(report: Report, fmt: str, description: str) -> str:
             )
             if part
         )
+        # Findings quote evidence (stream names, step names): control characters stay escaped.
         lines.append(
-            f"{bullet}{finding.severity.upper()} {finding.kind}: {finding.message}"
-            + (f" ({where})" if where else "")
+            printable(
+                f"{bullet}{finding.severity.upper()} {finding.kind}: {finding.message}"
+                + (f" ({where})" if where else "")
+            )
         )
     return "\n".join(lines) + "\n"

@@ -167,16 +167,18 @@ def report(recovery: Recovery, counters: Counters, *, sealed_by: str) -> None:
             recovery.spans,
             sealed_by,
         )
+    ended = [d for d in recovery.decisions if d.finished]
+    if ended:
+        logger.warning(
+            "provtrace recovered %d decision(s) of stream %s that ended but were not yet spooled "
+            "(%d span(s); traces %s)",
+            len(ended),
+            recovery.stream,
+            sum(d.recovered_spans for d in ended),
+            ", ".join(d.trace_id for d in ended[:5]) + (", ..." if len(ended) > 5 else ""),
+        )
     for decision in recovery.decisions:
         if decision.finished:
-            logger.warning(
-                "provtrace recovered decision %s of stream %s: it ended but was not yet spooled "
-                "(%d span(s), last step %s)",
-                decision.trace_id,
-                recovery.stream,
-                decision.recovered_spans,
-                decision.last_step,
-            )
             continue
         counters.add("decisions_unfinished")
         logger.error(

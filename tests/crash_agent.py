@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -102,9 +103,19 @@ def mid_decision(secret_url: str, token: str) -> None:
             sys.stdin.read()  # killed here
 
 
-def burst(count: int) -> None:
-    for index in range(count):
-        say(**one_decision(index))
+def burst(count: int, threads: int) -> None:
+    """``count`` decisions on each of ``threads`` threads, each reported as it ends."""
+
+    def run(first: int) -> None:
+        for index in range(first, first + count):
+            message = one_decision(index)
+            with said:
+                say(**message)
+
+    said = threading.Lock()
+    workers = [threading.Thread(target=run, args=(n * count,), daemon=True) for n in range(threads)]
+    for worker in workers:
+        worker.start()
     sys.stdin.read()
 
 
@@ -136,6 +147,7 @@ def main() -> None:
     parser.add_argument("--secret-url", default="")
     parser.add_argument("--token", default="")
     parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--endpoint", default=None)
     parser.add_argument("--completeness", default="annotate")
     args = parser.parse_args()
@@ -144,7 +156,7 @@ def main() -> None:
     if args.mode == "mid-decision":
         mid_decision(args.secret_url, args.token)
     elif args.mode == "burst":
-        burst(args.count)
+        burst(args.count, args.threads)
     elif args.mode == "fork":
         fork(args.count)
         say(shutdown=handle.shutdown(timeout_s=60))

@@ -205,8 +205,9 @@ def test_kill_inside_a_guarded_action_recovers_the_steps_and_reports_the_decisio
     print(f"canary scan: {len(scan.written())} bytes under the state directories, 0 occurrences")
 
 
-def test_kill_mid_burst_loses_nothing_and_replays_once(home: Path) -> None:
-    agent = AgentProcess("burst", home, "--count", "400")
+@pytest.mark.parametrize("threads", [1, 4])
+def test_kill_mid_burst_loses_nothing_and_replays_once(home: Path, threads: int) -> None:
+    agent = AgentProcess("burst", home, "--count", "400", "--threads", str(threads))
     agent.read_until(lambda m: "stream" in m)
     agent.read_until(lambda m: len(agent.messages) > 60)
     agent.kill9()
@@ -217,8 +218,9 @@ def test_kill_mid_burst_loses_nothing_and_replays_once(home: Path) -> None:
     duplicates = sum(n - 1 for n in counts.values() if n > 1)
     recovered = sum(len(s.attr_strings(c.SEAL_SPANS)) for s in seals if s.attr_str(c.SEAL_RECOVERED_FROM))
     print(
-        f"\nkill -9 mid-burst: produced={len(produced)} arrived={len(produced & set(counts))} "
-        f"missing={len(missing)} duplicates={duplicates} arrived_total={len(counts)} "
+        f"\nkill -9 mid-burst ({threads} thread(s)): produced={len(produced)} "
+        f"arrived={len(produced & set(counts))} missing={len(missing)} duplicates={duplicates} "
+        f"arrived_total={len(counts)} "
         f"recovered_from_progress_log={recovered} unfinished={result['counters']['decisions_unfinished']}"
     )
     assert missing == set()
@@ -226,6 +228,8 @@ def test_kill_mid_burst_loses_nothing_and_replays_once(home: Path) -> None:
     assert result["counters"]["streams_died"] == 1
     code, report = verify_stream(home)
     assert code == 1 and "stream_died" in kinds(report)
+    assert kinds(report).count("unfinished_decision") == result["counters"]["decisions_unfinished"]
+    assert result["counters"]["decisions_unfinished"] <= threads
 
 
 def test_forked_child_records_decisions_that_arrive(home: Path) -> None:

@@ -133,6 +133,20 @@ def fork(count: int) -> None:
     say(child_exit=os.waitstatus_to_exitcode(status))
 
 
+def fork_kill() -> None:
+    """A forked worker stops inside a guarded action (the test kills it with SIGKILL, as an OOM
+    killer would); the parent goes on and shuts down cleanly once it is gone."""
+    say(**one_decision(0))
+    pid = os.fork()
+    if pid == 0:
+        say(stream=provtrace.current().stream_id, pid=os.getpid())
+        mid_decision("", "")
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    say(**one_decision(1))
+    say(child_exit=os.waitstatus_to_exitcode(status))
+
+
 def recover(handle: provtrace.Provtrace) -> None:
     deliverer = handle.pipeline.deliverer
     wait_for("the adopted journals to be delivered", lambda: True if not deliverer.orphans else None)
@@ -142,7 +156,7 @@ def recover(handle: provtrace.Provtrace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=("mid-decision", "burst", "recover", "fork"))
+    parser.add_argument("mode", choices=("mid-decision", "burst", "recover", "fork", "fork-kill"))
     parser.add_argument("home", type=Path)
     parser.add_argument("--secret-url", default="")
     parser.add_argument("--token", default="")
@@ -157,8 +171,8 @@ def main() -> None:
         mid_decision(args.secret_url, args.token)
     elif args.mode == "burst":
         burst(args.count, args.threads)
-    elif args.mode == "fork":
-        fork(args.count)
+    elif args.mode in ("fork", "fork-kill"):
+        fork(args.count) if args.mode == "fork" else fork_kill()
         say(shutdown=handle.shutdown(timeout_s=60))
     else:
         recover(handle)

@@ -330,3 +330,29 @@ def test_in_enforce_mode_the_unfinished_decision_is_quarantined_with_its_reason(
     assert steps & withheld and len(held) == 1
     assert "UNFINISHED" in {v["code"] for v in held[0]["violations"]}
     assert result["counters"]["decisions_unfinished"] == 1
+
+
+def test_a_forked_worker_killed_inside_a_guarded_action_is_recovered_at_the_next_start(home: Path) -> None:
+    agent = AgentProcess("fork-kill", home)
+    parent_stream = agent.read_until(lambda m: "stream" in m)["stream"]
+    child = agent.read_until(lambda m: "pid" in m)
+    inside = agent.read_until(lambda m: "inside" in m)
+    os.kill(child["pid"], signal.SIGKILL)
+    agent.read_until(lambda m: "shutdown" in m)
+    assert agent.finish() == 0, agent.logged()
+    assert {"child_exit": -signal.SIGKILL} in agent.messages
+    result = recover(home)
+    produced = agent.produced()
+    counts, _ = arrived(home / "archive")
+    code, report = verify_stream(home)
+    assert code == 1
+    died = {f["stream"] for f in report["findings"] if f["kind"] == "stream_died"}
+    print(
+        f"\nfork, worker killed inside a guarded action: produced={len(produced)} "
+        f"arrived={len(produced & set(counts))} unfinished={result['counters']['decisions_unfinished']} "
+        f"streams_died={sorted(died)}"
+    )
+    assert produced <= set(counts)
+    assert died == {child["stream"]} and parent_stream not in died
+    (decision,) = [f for f in report["findings"] if f["kind"] == "unfinished_decision"]
+    assert decision["trace_id"] == inside["trace"] and inside["ended"][-1] in decision["message"]

@@ -13,6 +13,7 @@ import json
 import os
 import selectors
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -199,6 +200,10 @@ def test_kill_inside_a_guarded_action_recovers_the_steps_and_reports_the_decisio
     decision = next(f for f in report["findings"] if f["kind"] == "unfinished_decision")
     assert decision["trace_id"] == inside["trace"] and inside["ended"][-1] in decision["message"]
 
+    state = [p for d in ("archive", "spool", "quarantine") for p in [home / d, *(home / d).rglob("*")]]
+    modes = {oct(stat.S_IMODE(p.stat().st_mode)) for p in state if p.exists()}
+    print(f"modes under the state directories after the crash and recovery: {sorted(modes)}")
+    assert modes <= {"0o600", "0o700"}
     scan = CanaryScan().watch(home / "archive", home / "spool", home / "quarantine")
     scan.add_text(agent.logged()).add_text(result["log"])
     scan.assert_absent(secret)

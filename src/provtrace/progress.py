@@ -34,9 +34,11 @@ import orjson
 from opentelemetry.sdk.trace import ReadableSpan, Span
 from opentelemetry.trace import format_span_id, format_trace_id
 
+from provtrace.content import SECRETS
 from provtrace.errors import InputError
 from provtrace.model import AttrValue, SpanRecord
 from provtrace.otlpjson import HEX_ID, encode_traces, loads_line
+from provtrace.private import opener
 from provtrace.records import clean_name, to_record
 from provtrace.report.basics import printable
 
@@ -84,6 +86,7 @@ class ProgressLog:
         self._ended_in: dict[str, int] = {}  # span id -> file of its end line, until done
         self._outstanding: dict[int, int] = {}  # file -> lines in it still needed by recovery
         self._starts: list[str] = []  # start lines of spans inside a decision, not yet written
+        self._tainted = len(SECRETS)  # secret values known when the files were last scrubbed
         self._fd = -1
         self._number = 0
         self._size = 0
@@ -178,6 +181,9 @@ class ProgressLog:
     def _write(self, line: str) -> bool:
         if self._closed or self._fd < 0:
             return False
+        if len(SECRETS) != self._tainted:
+            self._scrub_files()
+            line = SECRETS.scrub(line, structural=True)
         data = "".join([*self._starts, line]).encode("utf-8", errors="surrogateescape")
         self._starts.clear()
         try:
@@ -191,6 +197,36 @@ class ProgressLog:
             return False
         self._size += len(data)
         return True
+
+    def _scrub_files(self) -> None:
+        """A value fetched as a secret after a span holding it was written: it is taken out of
+        the files already written (and of the starts held back), as the sealer takes it out of
+        the sealed segment. Long values only: a short one could match inside ids and times."""
+        self._tainted = len(SECRETS)
+        self._starts = [SECRETS.scrub(line, structural=True) for line in self._starts]
+        self._open = {
+            span_id: (trace_id, root_id, SECRETS.scrub(name, structural=True))
+            for span_id, (trace_id, root_id, name) in self._open.items()
+        }
+        for path in progress_files(self.directory):
+            try:
+                text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+                clean = SECRETS.scrub(text, structural=True)
+                if clean == text:
+                    continue
+                temporary = path.with_name(path.name + ".tmp")
+                with open(temporary, "wb", opener=opener) as handle:
+                    handle.write(clean.encode("utf-8", errors="surrogateescape"))
+                os.replace(temporary, path)
+                if path.name == f"progress-{self._number:08d}.log":
+                    self._reopen(path, len(clean.encode("utf-8", errors="surrogateescape")))
+            except OSError as exc:
+                self._fail(exc)
+
+    def _reopen(self, path: Path, size: int) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0))
+        self._release()
+        self._fd, self._size = fd, size
 
     def _rotate(self) -> None:
         """A new file, carrying the starts of spans still open (their older files can go)."""

@@ -319,3 +319,25 @@ def test_verify_reads_hostile_progress_logs_without_breaking(
         == 2
     )
     assert capsys.readouterr().err.startswith("provtrace: error: spool directory")
+
+
+def test_a_value_fetched_as_a_secret_later_is_taken_out_of_the_progress_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sealer scrubs a value tainted after the span holding it ended; so must the progress
+    log, which wrote that span already."""
+    late = "late-secret-" + os.urandom(12).hex()
+    recorded = make_recorded(tmp_path, capture_content="full")
+    try:
+        with provtrace.decision("d", trigger="t", actor="a"):
+            with provtrace.tool_call("lookup") as tool:
+                tool.record_output({"found": late})
+            spool = recorded.handle.pipeline.spool.directory
+            assert CanaryScan().watch(spool).leaks(late)  # before it is known to be a secret
+            with provtrace.secret_fetch(store="vault", ref="kv/late", nhi="svc") as s:
+                s.record_value(late)
+            CanaryScan(lambda: caplog.text).watch(spool).assert_absent(late)
+            assert read_progress(spool).ended  # still readable after the rewrite
+    finally:
+        recorded.handle.shutdown(timeout_s=30)
+    CanaryScan(lambda: caplog.text).watch(tmp_path).assert_absent(late)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import os
 import re
 import threading
@@ -41,8 +40,6 @@ from provtrace.otlpjson import HEX_ID, encode_traces, loads_line
 from provtrace.private import opener
 from provtrace.records import clean_name, to_record
 from provtrace.report.basics import printable
-
-logger = logging.getLogger("provtrace")
 
 _FILE = re.compile(r"^progress-(\d{8})\.log$")
 DEFAULT_FILE_BYTES = 4 * 1024 * 1024
@@ -76,7 +73,7 @@ class ProgressLog:
         max_file_bytes: int = DEFAULT_FILE_BYTES,
     ) -> None:
         self.directory = directory
-        self.stream_id = stream_id
+        self.stream_id = printable(stream_id)
         self._resource = resource
         self._on_error = on_error
         self._max_file_bytes = max_file_bytes
@@ -104,7 +101,7 @@ class ProgressLog:
             format_trace_id(ctx.trace_id),
             format_span_id(root),
         )
-        name = clean_name(span.name)
+        name = printable(clean_name(span.name))  # a line break in a name must not forge a line
         line = f"{START}\t{trace_id}\t{span_id}\t{root_id}\t{name}\n"
         with self._lock:
             if ctx.span_id != root:
@@ -123,7 +120,8 @@ class ProgressLog:
             return
         # orjson escapes every line break inside strings: the record stays on one line.
         encoded = orjson.dumps(encode_traces([record])).decode()
-        line = f"{END}\t{format_span_id(root)}\t{','.join(leaked)}\t{encoded}\n"
+        fields = ",".join(printable(field) for field in leaked)
+        line = f"{END}\t{format_span_id(root)}\t{fields}\t{encoded}\n"
         with self._lock:
             if self._write(line):
                 self._forget_start(record.span_id)

@@ -341,3 +341,21 @@ def test_a_value_fetched_as_a_secret_later_is_taken_out_of_the_progress_log(
     finally:
         recorded.handle.shutdown(timeout_s=30)
     CanaryScan(lambda: caplog.text).watch(tmp_path).assert_absent(late)
+
+
+def test_names_cannot_forge_lines_of_the_progress_log(tmp_path: Path) -> None:
+    """A span name or a field name comes from the agent's input (a tool a model chose): a line
+    break in it must not write a ``done`` or ``closed`` line that would hide evidence."""
+    spans = Spans(
+        new_log(
+            tmp_path,
+        )
+    )
+    root = spans.start("decision")
+    tool = spans.start("x\ndone\t" + format_span_id(root.context.span_id) + "\nclosed\tnobody\n", root)
+    spans.end(tool, root)
+    recovery = recover(tmp_path)
+    assert recovery is not None and recovery.died and recovery.unreadable_lines == 0
+    (segment,) = recovery.segments
+    assert [r.span_id for r in segment.records] == [format_span_id(tool.context.span_id)]
+    assert format_span_id(root.context.span_id) in segment.open_span_ids

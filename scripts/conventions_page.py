@@ -591,6 +591,18 @@ PROVENANCE: tuple[Attribute, ...] = (
     ),
     Attribute("SEAL_TREE_ROOT", STRING, "the log's root after this seal (lowercase hex)", {SEAL: REQUIRED}),
     Attribute(
+        "SEAL_RECOVERED_FROM",
+        STRING,
+        "the dead stream whose progress log held the spans this seal covers",
+        {SEAL: conditionally("the seal's reason is `unfinished` or `recovered`")},
+    ),
+    Attribute(
+        "SEAL_LAST_STEP",
+        STRING,
+        "the last step the dead process recorded of the decision: `name (span id)`",
+        {SEAL: conditionally("the seal's reason is `unfinished` or `recovered`")},
+    ),
+    Attribute(
         "SEAL_MONOTONIC",
         INT,
         "the monotonic clock (ns) when the seal was issued; compared only within one clock run",
@@ -874,6 +886,8 @@ SEAL_REASONS = {
     c.SEAL_REASON_FLUSH: "`force_flush()`",
     c.SEAL_REASON_HEARTBEAT: "the stream was idle for a heartbeat interval",
     c.SEAL_REASON_RELEASE: "a quarantined segment released",
+    c.SEAL_REASON_UNFINISHED: "a decision a dead process never finished, recovered from its progress log",
+    c.SEAL_REASON_RECOVERED: "spans a dead process ended but never spooled, recovered from its progress log",
 }
 ACTION_TYPES = {
     c.ACTION_SECRET_WRITE: "a new secret value or version",

@@ -244,6 +244,10 @@ SEAL_KEY_ID: Final = "provenance.seal.key_id"
 SEAL_REASON: Final = "provenance.seal.reason"
 SEAL_HEARTBEAT_INTERVAL: Final = "provenance.seal.heartbeat_interval_s"
 SEAL_OPEN_SPANS: Final = "provenance.seal.open_spans"
+# On a seal of recovered evidence: the stream whose process died, and the last step it recorded
+# of the decision ("name (span id)", the latest to end, or the latest to start when none ended).
+SEAL_RECOVERED_FROM: Final = "provenance.seal.recovered_from"
+SEAL_LAST_STEP: Final = "provenance.seal.last_step"
 # The stream's RFC 6962 Merkle log of span digests: its size and root (hex) after this seal.
 SEAL_TREE_SIZE: Final = "provenance.seal.tree_size"
 SEAL_TREE_ROOT: Final = "provenance.seal.tree_root"
@@ -279,6 +283,10 @@ SEAL_REASON_CLOSE: Final = "close"  # the stream's last seal, with no spans: not
 SEAL_REASON_FLUSH: Final = "flush"
 SEAL_REASON_HEARTBEAT: Final = "heartbeat"
 SEAL_REASON_RELEASE: Final = "release"
+# Sealed by the process that adopted a dead process's spool, from its progress log: the steps of a
+# decision that started and never finished, and spans that ended but were never spooled.
+SEAL_REASON_UNFINISHED: Final = "unfinished"
+SEAL_REASON_RECOVERED: Final = "recovered"
 
 VIOLATION_SPAN_NAME: Final = "provenance.violation"
 VIOLATION_CODES: Final = "provenance.violation.codes"
@@ -427,6 +435,7 @@ STRUCTURAL_ATTRIBUTES: Final = frozenset(
         SEAL_REASON,
         SEAL_HEARTBEAT_INTERVAL,
         SEAL_OPEN_SPANS,
+        SEAL_RECOVERED_FROM,
         VIOLATION_CODES,
         VIOLATION_QUARANTINE_ID,
         VIOLATION_SPAN_COUNT,

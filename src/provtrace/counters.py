@@ -32,6 +32,9 @@ COUNTER_NAMES: Final = (
     "timestamp_errors",
     "clock_steps_back",
     "clock_steps_forward",
+    "streams_died",
+    "decisions_unfinished",
+    "spans_recovered",
 )
 GAUGE_NAMES: Final = ("buffered_spans", "buffered_traces", "spool_pending_bytes")
 

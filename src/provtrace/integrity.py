@@ -16,7 +16,7 @@ import os
 import secrets
 import stat
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -30,6 +30,7 @@ from provtrace.clock import Reading, reading
 from provtrace.errors import KeyFileError, SigningError
 from provtrace.merkle import MerkleLog
 from provtrace.model import AttrValue, SpanRecord
+from provtrace.private import make_dirs
 from provtrace.signing import FileSigner, Signer, key_id_of
 from provtrace.spanview import canonical_view, span_digest
 
@@ -81,7 +82,7 @@ def write_key_pair(private_path: Path, public_path: Path, *, overwrite: bool = F
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    private_path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(private_path.parent)
     public_path.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(private_path, flags, stat.S_IRUSR | stat.S_IWUSR)
@@ -268,6 +269,7 @@ class Sealer:
         reason: str,
         open_spans: Sequence[str] = (),
         now_ns: int,
+        extra: Mapping[str, AttrValue] | None = None,
     ) -> SpanRecord:
         covered_spans = tuple(f"{r.span_id}:{span_digest(r)}" for r in spans)
         held_back = tuple(f"{r.span_id}:{span_digest(r)}" for r in withheld)
@@ -278,6 +280,7 @@ class Sealer:
             for entry in (*covered_spans, *held_back):
                 self._log.append(_digest_bytes(entry))
             attributes: dict[str, AttrValue] = {
+                **(extra or {}),
                 c.SEAL_STREAM: self.stream_id,
                 c.SEAL_SEQ: self._seq,
                 c.SEAL_PREV: self._prev,

@@ -20,6 +20,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from opentelemetry.trace import format_span_id
+
 from provtrace import conventions as c
 from provtrace.clock import now_ns
 from provtrace.content import REDACTOR
@@ -33,7 +35,9 @@ from provtrace.integrity import Sealer, random_span_id
 from provtrace.model import AttrValue, SpanRecord
 from provtrace.otlpjson import dumps_line, loads_line
 from provtrace.processor import ProcessorLimits, ProvenanceProcessor, RawSegment
+from provtrace.progress import ProgressLog
 from provtrace.records import Segment, TraceMemory, convert
+from provtrace.recovery import recover, report, settle, skip_archived
 from provtrace.rules import Rule, Violation
 from provtrace.runtime import Health
 from provtrace.sealing import (
@@ -131,13 +135,20 @@ class Pipeline:
             settings.spool_dir, self.stream_id, [s.name for s in sinks], fsync=settings.spool_fsync
         )
         self.quarantine = Quarantine(settings.quarantine_dir)
+        self.progress_log = ProgressLog(
+            self.spool.directory, self.stream_id, self.resource, on_error=self.recording_error
+        )
         self.processor = ProvenanceProcessor(
-            self._submit, limits=settings.limits, on_lost=lambda: self.counters.add("spans_lost")
+            self._submit,
+            limits=settings.limits,
+            on_lost=lambda: self.counters.add("spans_lost"),
+            journal=self.progress_log,
         )
         self._memory = TraceMemory()
         self._queue: queue.Queue[Work | None] = queue.Queue(maxsize=settings.max_pending_segments)
         self._progress = threading.Condition()
         self._unspooled: list[str] = []
+        self._accounted: list[str] = []  # span ids sealed (or lost) since the last persisted batch
         self._reentrant: list[Work] = []
         self._spool_problem = ""
         self._last_seal = time.monotonic()
@@ -151,6 +162,7 @@ class Pipeline:
             )
         else:
             self.deliverer = Deliverer(self.spool, sinks, self.counters, self._progress)
+        self._recover_orphans()
         self._sealer_thread = threading.Thread(target=self._seal_loop, name="provtrace-sealer", daemon=True)
         self._sealer_thread.start()
         self.deliverer.start()
@@ -221,6 +233,8 @@ class Pipeline:
         if self._spool_problem:
             problems.append(self._spool_problem)
         problems += self.deliverer.credential_refusals()
+        if self.progress_log.problem and not self._closing.is_set():
+            problems.append(self.progress_log.problem)
         probed = self.spool.probe()
         if probed and probed not in self._spool_problem:
             problems.append(probed)
@@ -275,9 +289,44 @@ class Pipeline:
                     self._progress.notify_all()
                 return
 
+    def _recover_orphans(self) -> None:
+        """Seal what the progress logs of dead processes hold (before this stream's own work) and
+        report their unfinished decisions; a log goes once its seals are in the spool."""
+        for orphan in self.deliverer.orphans:
+            try:
+                if self.settings.archive_dir is not None:
+                    skip_archived(orphan, self.settings.archive_dir)
+                recovery = recover(orphan.directory)
+            except OSError as exc:
+                self.recording_error(f"recovery of {orphan.directory}", exc)
+                continue
+            if recovery is None:
+                continue
+            lines: list[str] = []
+            for segment in recovery.segments:
+                try:
+                    lines.append(self._apply(self._seal_segment(segment)))
+                except Exception as exc:  # noqa: BLE001 - one bad segment must not stop the rest
+                    self.recording_error("recovered segment", exc)
+                    self.counters.add("spans_lost", len(segment.records))
+                    logger.error(
+                        "provtrace lost %d recovered span(s) of trace %s: sealing failed (%s)",
+                        len(segment.records),
+                        segment.trace_id,
+                        type(exc).__name__,
+                    )
+            report(recovery, self.counters, sealed_by=self.stream_id)
+            self._persist(lines)
+            if not self._unspooled:
+                settle(recovery)
+
     def _seal_one(self, item: Work, lines: list[str]) -> None:
         """Convert, judge and seal one item; an error here loses it, loudly, but never stops
         the sealer."""
+        if isinstance(item, RawSegment):
+            self._accounted.extend(
+                format_span_id(span.context.span_id) for span in item.spans if span.context
+            )
         try:
             if isinstance(item, Release):
                 sealed = seal_release(item.records, item.codes, sealer=self.sealer, now_ns=now_ns())
@@ -368,6 +417,8 @@ class Pipeline:
             self._spool_problem = f"spool not writable: {exc}"
             return
         self._unspooled = []
+        self.progress_log.done(self._accounted)
+        self._accounted = []
         self._spool_problem = ""
         self._write_anchors()
         with self._progress:
@@ -413,6 +464,7 @@ class Pipeline:
         with self._progress:
             self._stopped = True
         stopped = self.deliverer.stop()
+        self.progress_log.close()
         if not sealed:
             logger.error(
                 "provtrace could not seal all evidence within %.0fs of shutdown; what was sealed "
@@ -450,5 +502,6 @@ class Pipeline:
         buffers belong to the parent, which delivers them. Let go without touching them."""
         self._stopped = True
         self._closing.set()
+        self.progress_log.abandon()
         self.spool.abandon()
         self.deliverer.abandon_orphans()

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -49,6 +50,17 @@ class _Subtree:
     timed_out: bool = False
 
 
+class Journal(Protocol):
+    """Where each span's start and end are written down as they happen (``provtrace.progress``),
+    called outside the processor's lock."""
+
+    def started(self, span: Span, root: int) -> None: ...
+
+    def ended(self, span: ReadableSpan, root: int) -> None: ...
+
+    def flush(self) -> None: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class ProcessorLimits:
     max_buffered_spans: int = 100_000
@@ -73,8 +85,10 @@ class ProvenanceProcessor(SpanProcessor):
         limits: ProcessorLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_lost: Callable[[], None] = lambda: None,
+        journal: Journal | None = None,
     ) -> None:
         self._emit = emit
+        self._journal = journal
         self._on_lost = on_lost
         self.limits = limits or ProcessorLimits()
         self._clock = clock
@@ -105,6 +119,8 @@ class ProvenanceProcessor(SpanProcessor):
             self._root_of[ctx.span_id] = root
             subtree.members.add(ctx.span_id)
             subtree.open.add(ctx.span_id)
+        if self._journal is not None:
+            self._journal.started(span, root)
 
     def on_end(self, span: ReadableSpan) -> None:
         ctx = span.get_span_context()
@@ -138,6 +154,8 @@ class ProvenanceProcessor(SpanProcessor):
             elif subtree.root_ended and not subtree.open:
                 segments.append(self._take(root, c.SEAL_REASON_STRAGGLERS))
             segments.extend(self._enforce_bounds())
+        if self._journal is not None:
+            self._journal.ended(span, root)
         for segment in segments:
             self._emit(segment)
 
@@ -215,7 +233,9 @@ class ProvenanceProcessor(SpanProcessor):
 
     def tracks(self, span_id: int) -> bool:
         """Whether this processor saw the span start (so its evidence will be sealed): the guard
-        asks before it lets an action run."""
+        asks before it lets an action run, and the journal has the action's start on disk then."""
+        if self._journal is not None:
+            self._journal.flush()
         with self._lock:
             return not self._closed and span_id in self._root_of
 

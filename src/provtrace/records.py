@@ -62,6 +62,7 @@ class Segment:
     earlier: Mapping[str, SpanRecord] = dataclasses.field(default_factory=dict)
     known_ids: frozenset[str] = frozenset()  # every span id of the trace sealed earlier
     lost: tuple[str, ...] = ()  # span ids that could not be converted
+    seal_attributes: Mapping[str, AttrValue] = dataclasses.field(default_factory=dict)  # extra, on its seal
 
     @property
     def root_span_id(self) -> str:
@@ -259,6 +260,11 @@ def to_record(
         return record, []
     scrubber = _Scrubber()
     return _build(span, resource_overrides, scrubber), scrubber.fields
+
+
+def clean_name(name: str) -> str:
+    """A span name as a record would carry it: valid UTF-8, no secret value, no credential."""
+    return _Scrubber().free_text(name, "name")
 
 
 @dataclasses.dataclass(frozen=True)

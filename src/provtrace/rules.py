@@ -278,7 +278,7 @@ def secret_leak(ctx: SegmentContext) -> Iterator[Violation]:
 
 
 def unfinished(ctx: SegmentContext) -> Iterator[Violation]:
-    if ctx.reason in (c.SEAL_REASON_TIMEOUT, c.SEAL_REASON_SHUTDOWN):
+    if ctx.reason in (c.SEAL_REASON_TIMEOUT, c.SEAL_REASON_SHUTDOWN, c.SEAL_REASON_UNFINISHED):
         for span_id in ctx.open_span_ids:
             yield Violation(
                 c.RULE_UNFINISHED,

@@ -43,6 +43,7 @@ class Scan:
     timed: list[SpanRecord] = dataclasses.field(default_factory=list)  # for verify_time.check_span_times
     conflicts: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     unreadable: list[str] = dataclasses.field(default_factory=list)
+    duplicates: int = 0  # exact copies dropped (delivery is at least once)
 
 
 @contextmanager
@@ -97,6 +98,8 @@ def _scan_line(
                     scan.timed.append(record)
             elif first != entry.digest:
                 scan.conflicts.append(key)
+            else:
+                scan.duplicates += 1
             continue
         key = (record.trace_id, record.span_id)
         known = seen_records.get(key)
@@ -109,3 +112,5 @@ def _scan_line(
                     on_seal(record)
         elif known != record:
             scan.conflicts.append(key)
+        else:
+            scan.duplicates += 1

@@ -133,6 +133,7 @@ def seal_segment(
         violations=codes,
         reason=segment.reason,
         open_spans=segment.open_span_ids,
+        extra=segment.seal_attributes,
     )
     sealed.counts.update(counts)
     sealed.report = report

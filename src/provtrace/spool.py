@@ -21,6 +21,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from provtrace.private import make_dirs, opener
+
 _JOURNAL = re.compile(r"^journal-(\d{8})\.jsonl$")
 DEFAULT_FILE_BYTES = 8 * 1024 * 1024
 DEFAULT_READ_BYTES = 4 * 1024 * 1024
@@ -52,7 +54,7 @@ def _identity(directory: Path) -> tuple[int, int]:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
+    with open(tmp, "wb", opener=opener) as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
@@ -78,8 +80,8 @@ class Spool:
         self._max_file_bytes = max_file_bytes
         self._lock = threading.Lock()
         try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._lock_handle = open(self.directory / "lock", "a+b")  # noqa: SIM115 - held for life
+            make_dirs(self.directory)
+            self._lock_handle = open(self.directory / "lock", "a+b", opener=opener)  # noqa: SIM115 - held for life
         except OSError as exc:
             raise SpoolError(exc.errno, f"cannot create spool {self.directory}: {exc.strerror}") from exc
         try:
@@ -107,7 +109,7 @@ class Spool:
                 if path.exists() and path.stat().st_size >= self._max_file_bytes:
                     self._current += 1
                     path = self._path(self._current)
-                with open(path, "ab") as handle:
+                with open(path, "ab", opener=opener) as handle:
                     size = handle.tell()
                     try:
                         handle.write(data)

@@ -72,6 +72,10 @@ ACTION_BEFORE_APPROVAL = "action_before_approval"
 TIME_WARNINGS = frozenset(
     {CLOCK_BACKWARDS, CLOCK_SKEW, CLOCK_AHEAD, END_BEFORE_START, ACTION_BEFORE_APPROVAL}
 )
+STREAM_DIED = "stream_died"
+UNFINISHED_DECISION = "unfinished_decision"
+RECOVERED_EVIDENCE = "recovered_evidence"
+DUPLICATE_COPIES = "duplicate_copies"
 
 
 @dataclasses.dataclass(frozen=True)

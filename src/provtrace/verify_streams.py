@@ -25,11 +25,14 @@ from provtrace.verify import (
     HEARTBEAT_GAP,
     INFO,
     NO_EVIDENCE,
+    RECOVERED_EVIDENCE,
     REORDERED,
     SEQUENCE_GAP,
+    STREAM_DIED,
     STREAM_LIVE,
     STREAM_START_MISSING,
     TRUNCATED_TAIL,
+    UNFINISHED_DECISION,
     WARNING,
     Readings,
     Report,
@@ -80,13 +83,24 @@ def verify_scanned(
     report: Report | None = None,
     checked: Mapping[str, bool] | None = None,
     timed: Iterable[SpanRecord] = (),
+    dead: Mapping[str, str] | None = None,
 ) -> Report:
     """``verify_stream`` of an archive read by ``provtrace.scan`` (digests already computed;
     ``checked`` holds the seals already checked while reading, by span id; ``timed`` the spans
-    whose times are checked, see ``verify_time.timed``)."""
+    whose times are checked, see ``verify_time.timed``; ``dead`` the streams known to have died
+    elsewhere, with where that is known from)."""
     rows = ((e.trace_id, e.span_id, e.name, frozenset((e.digest,))) for e in entries)
     return verify_evidence(
-        rows, full, keys, now_ns=now_ns, order=order, kept=kept, report=report, checked=checked, timed=timed
+        rows,
+        full,
+        keys,
+        now_ns=now_ns,
+        order=order,
+        kept=kept,
+        report=report,
+        checked=checked,
+        timed=timed,
+        dead=dead,
     )
 
 
@@ -102,6 +116,7 @@ def verify_evidence(
     report: Report | None = None,
     checked: Mapping[str, bool] | None = None,
     timed: Iterable[SpanRecord] = (),
+    dead: Mapping[str, str] | None = None,
 ) -> Report:
     report = report if report is not None else Report()
     by_trace: dict[str, dict[str, tuple[str, frozenset[str]]]] = collections.defaultdict(dict)
@@ -121,8 +136,9 @@ def verify_evidence(
     for trace_id in seals_by_trace.keys() | by_trace.keys():
         spans, seals = by_trace.get(trace_id, {}), seals_by_trace.get(trace_id, [])
         check_trace(trace_id, spans, seals, keys, report, readings, checked)
+    died = _check_recoveries(streams, report, dead or {})
     chains = {
-        stream: _check_chain(stream, seals, report, now_ns=now_ns, order=order)
+        stream: _check_chain(stream, seals, report, now_ns=now_ns, order=order, died=stream in died)
         for stream, seals in streams.items()
     }
     check_stream_log(chains, anchors, keys, report, kept=kept, now_ns=now_ns)
@@ -131,8 +147,67 @@ def verify_evidence(
     return report
 
 
+def _check_recoveries(
+    streams: Mapping[str, Sequence[SpanRecord]], report: Report, dead: Mapping[str, str]
+) -> set[str]:
+    """Seals of evidence another process recovered from a dead stream's progress log: the dead
+    stream is reported (its silence is a death, not a live stream) and so is every decision that
+    started and never finished. ``dead`` adds streams known dead from elsewhere (a progress log
+    nobody recovered yet). Returns the dead streams."""
+    died: dict[str, str] = {}
+    for stream, seals in sorted(streams.items()):
+        for seal in seals:
+            gone = seal.attr_str(c.SEAL_RECOVERED_FROM)
+            if not gone:
+                continue
+            died.setdefault(gone, stream)
+            reason = seal.attr_str(c.SEAL_REASON)
+            last = seal.attr_str(c.SEAL_LAST_STEP) or "none recorded"
+            covered = len(seal.attr_strings(c.SEAL_SPANS)) + len(seal.attr_strings(c.SEAL_WITHHELD))
+            if reason == c.SEAL_REASON_UNFINISHED:
+                report.add(
+                    UNFINISHED_DECISION,
+                    ERROR,
+                    f"decision {seal.trace_id} of stream {gone} started and never finished (the "
+                    f"process died); {covered} finished span(s) recovered; last step recorded: {last}",
+                    trace_id=seal.trace_id,
+                    span_id=seal.span_id,
+                    stream=gone,
+                )
+            elif covered:
+                report.add(
+                    RECOVERED_EVIDENCE,
+                    WARNING,
+                    f"{covered} span(s) of trace {seal.trace_id} ended in stream {gone} but were "
+                    f"sealed by {stream} after it died; last step: {last}",
+                    trace_id=seal.trace_id,
+                    span_id=seal.span_id,
+                    stream=gone,
+                )
+    found = {stream: f"{by} recovered what its progress log held" for stream, by in died.items()}
+    for stream, where in dead.items():
+        found.setdefault(stream, where)
+    for stream, how in sorted(found.items()):
+        last_seq = max((SealBody.from_record(s).seq for s in streams.get(stream, ())), default=None)
+        after = f"after seal #{last_seq}" if last_seq is not None else "before its first seal"
+        report.add(
+            STREAM_DIED,
+            ERROR,
+            f"stream {stream} died {after} without shutting down: its process was killed or crashed; {how}",
+            stream=stream,
+            seq=last_seq,
+        )
+    return set(found)
+
+
 def _check_chain(
-    stream: str, seals: list[SpanRecord], report: Report, *, now_ns: int, order: Sequence[Sequence[str]]
+    stream: str,
+    seals: list[SpanRecord],
+    report: Report,
+    *,
+    now_ns: int,
+    order: Sequence[Sequence[str]],
+    died: bool = False,
 ) -> dict[int, tuple[SealBody, SpanRecord]]:
     """Sequence, chain links, heartbeats, the tail and storage order; returns the seals by seq."""
     bodies = sorted(((SealBody.from_record(s), s) for s in seals), key=lambda pair: pair[0].seq)
@@ -189,7 +264,7 @@ def _check_chain(
                 stream=stream,
                 seq=later,
             )
-    if sequence:
+    if sequence and not died:  # a dead stream is reported as such, not as live or cut
         _check_tail([by_seq[seq][0] for seq in sequence], report, stream=stream, now_ns=now_ns)
     for stored_in_file in order:
         positions = {span_id: i for i, span_id in enumerate(stored_in_file)}

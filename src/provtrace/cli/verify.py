@@ -27,15 +27,19 @@ from provtrace.proofs import (
 from provtrace.readers.archive import ArchiveSource
 from provtrace.readers.base import EvidenceSource
 from provtrace.readers.jaeger import JaegerSource, check_trace_id, interpretations
+from provtrace.recovery import dead_spools
+from provtrace.report.basics import printable
 from provtrace.scan import scan_files
 from provtrace.timestamp import load_tsa_roots
 from provtrace.verify import (
     CONFLICTING_COPY,
+    DUPLICATE_COPIES,
     ERROR,
     INFO,
     PARTIAL,
     SIGNATURES_UNCHECKED,
     TIME_WARNINGS,
+    UNFINISHED_DECISION,
     UNREADABLE_LINE,
     Readings,
     Report,
@@ -69,6 +73,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="append",
         default=[],
         help="with --stream: a checkpoint you kept earlier, which the archive must extend (repeatable)",
+    )
+    parser.add_argument(
+        "--spool",
+        metavar="DIR",
+        help="with --stream, on the agent's host: the agent's spool directory, whose progress "
+        "logs show streams that died and decisions not yet recovered by a restart",
     )
     add_key_argument(parser)
     parser.add_argument(
@@ -176,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
             source.files(),
             on_seal=lambda seal: checked.setdefault(seal.span_id, check_seal(seal, keys, report)),
         )
+        dead = _unrecovered(Path(args.spool), report) if args.spool else {}
         verify_scanned(
             scan.entries,
             scan.records,
@@ -186,9 +197,12 @@ def run(args: argparse.Namespace) -> int:
             report=report,
             checked=checked,
             timed=scan.timed,
+            dead=dead,
         )
         for problem in scan.unreadable:
             report.add(UNREADABLE_LINE, ERROR, problem)
+        if scan.duplicates:
+            _duplicates(report, scan.duplicates)
         for trace_id, span_id in scan.conflicts:
             report.add(
                 CONFLICTING_COPY,
@@ -204,8 +218,45 @@ def run(args: argparse.Namespace) -> int:
         if not records:
             raise InputError(f"trace {trace_id} not found in {source.description}")
         report = verify_one(source, trace_id, records, keys)
+        if isinstance(source, JaegerSource) and source.duplicates:
+            _duplicates(report, source.duplicates)
     print(render(report, args.format, source.description), end="")
     return 0 if report.ok else 1
+
+
+def _unrecovered(spool: Path, report: Report) -> dict[str, str]:
+    """Dead streams and their unfinished decisions from the progress logs in a spool directory
+    that no restarted agent has recovered yet."""
+    if not spool.is_dir():
+        raise InputError(f"spool directory {spool} does not exist or is not a directory")
+    dead: dict[str, str] = {}
+    for recovery in dead_spools(spool):
+        held = f"{recovery.spans} span(s) that were never spooled"
+        dead[recovery.stream] = (
+            f"its progress log in {spool} holds {held}, not yet recovered (the next start of the "
+            "agent on that spool seals them)"
+        )
+        for decision in recovery.decisions:
+            if not decision.finished:
+                report.add(
+                    UNFINISHED_DECISION,
+                    ERROR,
+                    f"decision {decision.trace_id} of stream {recovery.stream} started and never "
+                    f"finished (the process died); {decision.recovered_spans} finished span(s) are "
+                    f"in its progress log, not yet sealed; last step recorded: {decision.last_step}",
+                    trace_id=decision.trace_id,
+                    stream=recovery.stream,
+                )
+    return dead
+
+
+def _duplicates(report: Report, count: int) -> None:
+    report.add(
+        DUPLICATE_COPIES,
+        INFO,
+        f"{count} exact duplicate cop{'y' if count == 1 else 'ies'} of spans ignored: delivery is at "
+        "least once (a process killed between sending a batch and recording that it did sends it again)",
+    )
 
 
 def _run_proof(args: argparse.Namespace, keys: Keys) -> int:
@@ -318,8 +369,11 @@ def render(report: Report, fmt: str, description: str) -> str:
             )
             if part
         )
+        # Findings quote evidence (stream names, step names): control characters stay escaped.
         lines.append(
-            f"{bullet}{finding.severity.upper()} {finding.kind}: {finding.message}"
-            + (f" ({where})" if where else "")
+            printable(
+                f"{bullet}{finding.severity.upper()} {finding.kind}: {finding.message}"
+                + (f" ({where})" if where else "")
+            )
         )
     return "\n".join(lines) + "\n"

@@ -22,6 +22,7 @@ from provtrace import conventions as c
 from provtrace.counters import Counters
 from provtrace.integrity import random_span_id
 from provtrace.model import AttrValue, SpanRecord
+from provtrace.private import FILE_MODE, make_dirs
 from provtrace.records import end_after
 from provtrace.sealing import Anchor
 from provtrace.spool import file_safe
@@ -42,9 +43,9 @@ class CheckpointFiles:
 
     def write(self, anchor: Anchor, data: bytes, suffix: str = ".checkpoint") -> Path:
         path = self.path(anchor, suffix)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
         temporary = path.with_suffix(suffix + ".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         try:
             os.write(fd, data)
             if self._fsync:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from provtrace.export.sink import SinkError
+from provtrace.private import FILE_MODE, make_dirs
 from provtrace.spool import file_safe
 
 DEFAULT_ROTATE_BYTES = 100 * 1024 * 1024
@@ -36,10 +37,10 @@ class ArchiveSink:
         data = "".join(lines).encode("utf-8")
         with self._lock:
             try:
-                self.directory.mkdir(parents=True, exist_ok=True)
+                make_dirs(self.directory)
                 while self.path.exists() and self.path.stat().st_size >= self._rotate_bytes:
                     self._part += 1
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
                 try:
                     os.write(fd, data)
                     os.fsync(fd)

@@ -22,6 +22,7 @@ from provtrace.errors import InputError
 from provtrace.integrity import span_digest
 from provtrace.model import SpanRecord
 from provtrace.otlpjson import decode_traces, encode_traces
+from provtrace.private import make_dirs
 from provtrace.rules import Violation
 
 _ID = re.compile(r"^q-[0-9a-f]{8}-[0-9a-f]{32}-[0-9a-f]{8}$")
@@ -82,7 +83,7 @@ class Quarantine:
             # against them, and verify checks both against the seal.
             "digests": {r.span_id: span_digest(r) for r in records},
         }
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_dirs(self.directory)
         _write_private(self.directory / f"{entry_id}.json", body)
         return entry_id
 
@@ -101,7 +102,7 @@ class Quarantine:
         body = _read_body(path)
         body["released"] = {"by": by, "reason": reason, "at": _now()}
         target = self.directory / "released" / path.name
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_dirs(target.parent)
         _write_private(target, body)
         path.unlink()
         return self._load(target)

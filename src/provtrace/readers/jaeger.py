@@ -94,6 +94,7 @@ class JaegerSource:
         max_body_bytes: int = fetch.DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         check_jaeger_url(url)
+        self.duplicates = 0  # exact copies of spans the last trace() dropped
         if api not in ("v3", "v1"):
             raise InputError(f"Jaeger API must be v3 or v1, got {api!r}")
         if not timeout_s > 0:
@@ -125,13 +126,16 @@ class JaegerSource:
 
     def trace(self, trace_id: str) -> list[SpanRecord]:
         trace_id = check_trace_id(trace_id)
+        self.duplicates = 0
         if self.api == "v1":
             data = self._get(f"/api/traces/{trace_id}", {"raw": "true"})
-            return [] if data is None else dedupe(v1_records(data))[0]
-        data = self._get(f"/api/v3/traces/{trace_id}", {"raw_traces": "true"})
-        if data is None:
-            return []
-        return dedupe(v3_records(data))[0]
+            raw = [] if data is None else v1_records(data)
+        else:
+            data = self._get(f"/api/v3/traces/{trace_id}", {"raw_traces": "true"})
+            raw = [] if data is None else v3_records(data)
+        records, conflicts = dedupe(raw)
+        self.duplicates = len(raw) - len(records) - len(conflicts)
+        return records
 
     def traces(self, query: TraceQuery) -> Found:
         """Jaeger searches one service at a time, matches all the attributes it is given on one

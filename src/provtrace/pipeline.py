@@ -217,7 +217,17 @@ class Pipeline:
         probed = self.spool.probe()
         if probed and probed not in self._spool_problem:
             problems.append(probed)
-        return Health(not problems, tuple(problems))
+        warnings = self.deliverer.problems()
+        warnings += [
+            f"delivering journal {directory} adopted from a process that ended: {pending} bytes pending"
+            for directory, pending in self.deliverer.adopted()
+        ]
+        return Health(not problems, tuple(problems), tuple(warnings))
+
+    @property
+    def pending_bytes(self) -> int:
+        """Sealed bytes not yet delivered everywhere: this process's journal and adopted ones."""
+        return self.deliverer.pending_bytes
 
     # --- sealer -----------------------------------------------------------------------------
 
@@ -372,7 +382,7 @@ class Pipeline:
         deadline = time.monotonic() + timeout_s
         with self._progress:
             while True:
-                if self._queue.unfinished_tasks == 0 and not self._unspooled and not self.spool.pending():
+                if self._queue.unfinished_tasks == 0 and not self._unspooled and not self.deliverer.pending():
                     return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._stopped:
@@ -389,7 +399,7 @@ class Pipeline:
         logged, counted, and makes the result False."""
         with self._shutdown_lock:
             if self._closing.is_set():
-                return self._sealer_done.is_set() and not self._unspooled and not self.spool.pending()
+                return self._sealer_done.is_set() and not self._unspooled and not self.deliverer.pending()
             self._closing.set()
         try:
             return self._shutdown(timeout_s)
@@ -407,10 +417,15 @@ class Pipeline:
             self._stopped = True
         stopped = self.deliverer.stop()
         if not sealed:
+            held = [item for item in list(self._queue.queue) if item is not None]
+            lost = sum(len(i.spans) if isinstance(i, RawSegment) else len(i.records) for i in held)
+            lost += sum(len(loads_line(line)) for line in list(self._unspooled))
+            self.counters.add("spans_lost", lost)
             logger.error(
-                "provtrace could not seal all evidence within %.0fs of shutdown; what was sealed "
-                "stays in %s for the next process to deliver",
+                "provtrace could not seal all evidence within %.0fs of shutdown: %d span(s) held only "
+                "in memory are lost; what was sealed stays in %s for the next process to deliver",
                 timeout_s,
+                lost,
                 self.spool.directory,
             )
             return False
@@ -418,9 +433,12 @@ class Pipeline:
             lost = sum(len(loads_line(line)) for line in self._unspooled)
             self.counters.add("spans_lost", lost)
             logger.error(
-                "provtrace lost %d sealed span(s) at shutdown: the spool could not persist them (%s)",
+                "provtrace lost %d sealed span(s) at shutdown: the spool could not persist them (%s); "
+                "%d bytes sealed before that are not yet delivered stay in %s",
                 lost,
                 self._spool_problem or "spool not writable",
+                self.pending_bytes,
+                self.settings.spool_dir,
             )
             self._unspooled = []
             delivered = False
@@ -428,8 +446,8 @@ class Pipeline:
             logger.error(
                 "provtrace shut down with %d bytes of sealed evidence not yet delivered; they stay "
                 "in %s and the next provtrace process using that spool delivers them",
-                self.spool.pending_bytes,
-                self.spool.directory,
+                self.pending_bytes,
+                self.settings.spool_dir,
             )
         if not stopped:
             logger.error("provtrace delivery did not stop; its spool stays locked until the process exits")

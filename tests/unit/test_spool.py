@@ -44,10 +44,8 @@ def test_journal_survives_the_process_and_a_torn_last_line_is_skipped(tmp_path: 
     with journals[0].open("a") as handle:
         handle.write('{"torn')  # a crash in the middle of a write
     (adopted,) = Spool.adopt_orphans(tmp_path, tmp_path / "other", ["archive"])
+    assert adopted.torn_records == 1  # cut back on open: it never blocks what follows
     lines, position = adopted.read("archive")
-    assert [text[:14] for text in lines] == ['{"tag":"one","']
-    adopted.ack("archive", position)
-    lines, position = adopted.read("archive")
-    assert [text[:14] for text in lines] == ['{"tag":"two","']
+    assert [text[:14] for text in lines] == ['{"tag":"one","', '{"tag":"two","']
     adopted.ack("archive", position)
     assert not adopted.pending()

@@ -31,6 +31,9 @@ GZIP_ABOVE_BYTES = 8 * 1024
 GZIP_LEVEL = 1  # JSON shrinks about fivefold even so, at half the CPU of level 6
 MAX_ANSWER_BYTES = 64 * 1024  # an ExportTraceServiceResponse or a google.rpc.Status is small
 RETRYABLE_STATUS = frozenset({408, 429})  # and every 5xx
+# Refusals of the endpoint, not of the request: every segment would get the same answer, so they
+# are retried (and reported) rather than moving each segment aside as refused.
+ENDPOINT_STATUS = frozenset({401, 403, 404, 405, 407})
 
 _MANAGED_HEADERS = frozenset({"content-type", "content-encoding", "content-length", "host"})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -60,6 +63,8 @@ def judge(status: int, retry_after: str | None, answer: bytes, where: str) -> No
     message = f"the collector at {where} answered HTTP {status}" + (f": {detail}" if detail else "")
     if status in RETRYABLE_STATUS or 500 <= status < 600:
         raise SinkError(message, retry_after_s=retry_after_seconds(retry_after))
+    if status in ENDPOINT_STATUS:
+        raise SinkError(message + " (the endpoint or its credentials refuse every request)")
     raise PermanentSinkError(message + " (retrying the same request will not help)")
 
 
@@ -73,7 +78,7 @@ def _check_partial_success(answer: bytes, where: str) -> None:
     except ValueError:
         data = None
     if not isinstance(data, dict):
-        raise PermanentSinkError(
+        raise SinkError(
             f"{where} answered 2xx with a body that is not an OTLP/JSON ExportTraceServiceResponse; "
             "delivery cannot be confirmed (is the endpoint an OTLP/HTTP traces receiver?)"
         )

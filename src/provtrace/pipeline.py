@@ -390,8 +390,13 @@ class Pipeline:
                 self._progress.wait(timeout=min(remaining, 0.5))
 
     def force_flush(self, timeout_s: float = 30.0) -> bool:
+        """True when everything ended so far reached every destination: not after a segment was
+        refused and moved aside (it did not reach one)."""
         self.processor.force_flush()
-        return self.wait_until_delivered(timeout_s)
+        return self.wait_until_delivered(timeout_s) and not self._refused()
+
+    def _refused(self) -> bool:
+        return self.counters.snapshot()["segments_refused"] > 0
 
     def shutdown(self, timeout_s: float = 30.0) -> bool:
         """Seal what is buffered, close the stream, deliver; True when nothing was left behind.
@@ -413,6 +418,7 @@ class Pipeline:
         sealed = self._sealer_done.wait(timeout=timeout_s)
         # Lines the sealer could not persist on its last pass will not be persisted any more.
         delivered = sealed and not self._unspooled and self.wait_until_delivered(timeout_s)
+        delivered = delivered and not self._refused()
         with self._progress:
             self._stopped = True
         stopped = self.deliverer.stop()
@@ -442,7 +448,7 @@ class Pipeline:
             )
             self._unspooled = []
             delivered = False
-        elif not delivered:
+        elif not delivered and self.deliverer.pending():
             logger.error(
                 "provtrace shut down with %d bytes of sealed evidence not yet delivered; they stay "
                 "in %s and the next provtrace process using that spool delivers them",

@@ -362,10 +362,20 @@ class Pipeline:
             logger.warning("provtrace violation handler raised %s", type(exc).__name__)
 
     def _persist(self, lines: list[str]) -> None:
+        """Spool ``lines``; what does not fit stays in memory, in order, for the next pass. After
+        a failure they go one by one, so that a backlog larger than the free space never wedges
+        (delivery frees space as the lines that fit are delivered)."""
+        done = 0
         try:
-            self.spool.append(lines)
+            try:
+                self.spool.append(lines)
+                done = len(lines)
+            except SpoolError:
+                for line in lines:
+                    self.spool.append([line])
+                    done += 1
         except SpoolError as exc:
-            self._unspooled = lines
+            self._unspooled = lines[done:]
             if not self._spool_problem:
                 logger.error("provtrace cannot persist evidence: %s (kept in memory, retrying)", exc)
             self._spool_problem = f"spool not writable: {exc}"

@@ -159,7 +159,9 @@ class Spool:
         self._lock = threading.Lock()
         try:
             make_private_dir(self.directory)
-            lock_fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+            # Read-only: flock needs no write access, and no descriptor open for writing is held
+            # between writes (a filesystem with one cannot be remounted read-only).
+            lock_fd = os.open(self.directory / "lock", os.O_RDONLY | os.O_CREAT, FILE_MODE)
         except OSError as exc:
             raise SpoolError(exc.errno, f"cannot create spool {self.directory}: {exc.strerror}") from exc
         try:
@@ -168,7 +170,6 @@ class Spool:
             os.close(lock_fd)
             raise SpoolError(exc.errno, f"spool {self.directory} is owned by another process") from exc
         self._lock_fd: int | None = lock_fd
-        self._fd: int | None = None
         try:
             self._identity = _identity(self.directory)
             self.foreign_sinks = self._record_sinks()
@@ -193,9 +194,12 @@ class Spool:
                 self._start_file(self._current + 1)
             path = self._path(self._current)
             try:
-                write_whole(self._open_current(), data, self._end, fsync=self._fsync)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+                try:
+                    write_whole(fd, data, self._end, fsync=self._fsync)
+                finally:
+                    os.close(fd)
             except OSError as exc:
-                self._close_current()  # reopened at the next write: a descriptor in doubt is not reused
                 raise SpoolError(exc.errno, f"cannot write spool {path}: {exc.strerror}") from exc
             self._end += len(data)
 
@@ -207,13 +211,13 @@ class Spool:
         try:
             if _identity(self.directory) != self._identity:
                 return f"spool directory {self.directory} was replaced or removed"
+            fs = os.statvfs(self.directory)
+            if fs.f_flag & os.ST_RDONLY:
+                return f"spool directory {self.directory} is on a read-only filesystem"
             if not os.access(self.directory, os.W_OK):
                 return f"spool directory {self.directory} is not writable"
-            fs = os.statvfs(self.directory)
         except OSError as exc:
             return f"spool directory {self.directory} is unusable: {exc.strerror}"
-        if fs.f_flag & os.ST_RDONLY:
-            return f"spool directory {self.directory} is on a read-only filesystem"
         free = fs.f_bavail * fs.f_frsize
         if free < min_free_bytes:
             return f"spool filesystem of {self.directory} is full ({free} bytes free)"
@@ -291,8 +295,6 @@ class Spool:
     def close(self, *, remove_if_empty: bool = False) -> None:
         """Release the journal; delete it only when every destination it was for has it all."""
         empty = not self.pending() and not self.foreign_sinks
-        with self._lock:
-            self._close_current()
         self._release_lock()
         if remove_if_empty and empty:
             shutil.rmtree(self.directory, ignore_errors=True)
@@ -300,9 +302,6 @@ class Spool:
     def abandon(self) -> None:
         """In a forked child: let go of the parent's journal without unlocking it (the lock
         belongs to the open file the parent still holds; unlocking here would unlock it there)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -364,28 +363,16 @@ class Spool:
     def _path(self, number: int) -> Path:
         return self.directory / f"journal-{number:08d}.jsonl"
 
-    def _open_current(self) -> int:
-        if self._fd is None:
-            self._fd = os.open(self._path(self._current), os.O_WRONLY | os.O_CREAT, FILE_MODE)
-        return self._fd
-
-    def _close_current(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
-
     def _start_file(self, number: int) -> None:
         """Make ``number`` the journal written next, created now so that a reopened spool finds it."""
-        fd = os.open(self._path(number), os.O_WRONLY | os.O_CREAT, FILE_MODE)
+        os.close(os.open(self._path(number), os.O_WRONLY | os.O_CREAT, FILE_MODE))
         if self._fsync:
             dir_fd = os.open(self.directory, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
-        self._close_current()
-        self._fd, self._current, self._end = fd, number, 0
+        self._current, self._end = number, 0
 
     def _size(self, number: int) -> int:
         if number == self._current:

@@ -87,7 +87,14 @@ def tiny_fs(tmp_path: Path) -> Iterator[Path]:
 
 
 def remount(mount: Path, mode: str) -> None:
-    subprocess.run(["/bin/mount", "-o", f"remount,{mode}", str(mount)], check=True, timeout=30)
+    """Remount ``ro`` or ``rw``, retried while a write in progress keeps the mount busy."""
+
+    def attempt() -> bool | None:
+        argv = ["/bin/mount", "-o", f"remount,{mode}", str(mount)]
+        done = subprocess.run(argv, capture_output=True, check=False, timeout=30)
+        return True if done.returncode == 0 else None
+
+    wait_for(f"{mount} remounted {mode}", attempt, timeout_s=30)
 
 
 def fill(mount: Path, leave_bytes: int) -> Path:

@@ -27,6 +27,13 @@ logger = logging.getLogger("provtrace")
 MAX_BACKOFF_S = 30.0
 
 
+def retry_delay(previous_s: float | None, asked_s: float | None) -> float:
+    """The wait before the next attempt: double the last one (from 0.5 s), at least what the
+    destination asked for (``Retry-After``), never more than ``MAX_BACKOFF_S``."""
+    doubled = (previous_s or 0.25) * 2
+    return min(MAX_BACKOFF_S, max(doubled, asked_s or 0.0))
+
+
 class Deliverer:
     def __init__(
         self,
@@ -137,7 +144,7 @@ class Deliverer:
                     except Exception as exc:  # noqa: BLE001 - any failure is retried, never fatal
                         self._counters.add("delivery_failures")
                         asked = exc.retry_after_s if isinstance(exc, SinkError) else None
-                        delay = min(MAX_BACKOFF_S, max(backoff.get(sink.name, 0.25) * 2, asked or 0.0))
+                        delay = retry_delay(backoff.get(sink.name), asked)
                         backoff[sink.name] = delay
                         retry_at[sink.name] = time.monotonic() + delay
                         if sink.name not in self._problems:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from provtrace.export.sink import SinkError
-from provtrace.spool import file_safe
+from provtrace.spool import file_safe, write_whole
 
 DEFAULT_ROTATE_BYTES = 100 * 1024 * 1024
 
@@ -39,10 +39,10 @@ class ArchiveSink:
                 self.directory.mkdir(parents=True, exist_ok=True)
                 while self.path.exists() and self.path.stat().st_size >= self._rotate_bytes:
                     self._part += 1
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o640)
                 try:
-                    os.write(fd, data)
-                    os.fsync(fd)
+                    # Whole lines or nothing: a short write is cut back, never acknowledged.
+                    write_whole(fd, data, os.fstat(fd).st_size)
                 finally:
                     os.close(fd)
             except OSError as exc:

@@ -57,7 +57,8 @@ def test_journal_survives_the_process_and_a_torn_last_line_is_skipped(tmp_path: 
 
 
 def test_a_write_cut_short_leaves_no_partial_record_and_the_next_one_follows(tmp_path: Path) -> None:
-    # A real short write: the file size limit (RLIMIT_FSIZE) cuts the second record part-way,
+    # A real short write: the file size limit (RLIMIT_FSIZE) cuts the second record (smaller than
+    # a write buffer, so a buffered writer would keep its tail and fail again cutting back) part-way,
     # as a full disk does; in a process of its own, so that the limit touches nothing else.
     program = f"""
 import json, resource, signal
@@ -69,7 +70,7 @@ spool.append(['{{"n":1}}\\n'])
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
 resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
 try:
-    spool.append(['{{"n":2,"pad":"' + "x" * 10000 + '"}}\\n'])
+    spool.append(['{{"n":2,"pad":"' + "x" * 5000 + '"}}\\n'])
     failed = ""
 except SpoolError as exc:
     failed = str(exc)

@@ -138,3 +138,21 @@ def test_health_and_pending_bytes_report_an_adopted_journal_until_it_is_delivere
     finally:
         assert not recorded.handle.shutdown(timeout_s=2)
     assert (tmp_path / "spool" / "ended-process" / "journal-00000001.jsonl").exists()  # kept for later
+
+
+def test_a_journal_torn_by_a_crash_is_delivered_and_released_by_the_next_process(tmp_path: Path) -> None:
+    whole = dumps_line([SpanRecord("ab" * 16, "cd" * 8, "before the crash", 0, 1000)])
+    crashed = Spool(tmp_path / "spool", "crashed-process", ["archive"], fsync=False)
+    crashed.append([whole])
+    crashed.close()
+    with (tmp_path / "spool" / "crashed-process" / "journal-00000001.jsonl").open("a") as handle:
+        handle.write(whole[:40])  # the process died in the middle of its next write
+    recorded = make_recorded(tmp_path)
+    try:
+        assert recorded.handle.force_flush(timeout_s=10)
+        assert recorded.handle.counters["spool_torn_records"] == 1
+        assert not recorded.handle.health().degraded
+        assert [r.name for r in recorded.archive.records()] == ["before the crash"]
+        assert not (tmp_path / "spool" / "crashed-process").exists()  # delivered, so removed
+    finally:
+        recorded.handle.shutdown(timeout_s=10)

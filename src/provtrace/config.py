@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import urllib.parse
 import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -237,16 +238,72 @@ def _endpoint(endpoint: str | None) -> str | None:
     return endpoint
 
 
+def _otlp_env(suffix: str) -> tuple[str, str] | None:
+    """``OTEL_EXPORTER_OTLP_TRACES_<suffix>``, else ``OTEL_EXPORTER_OTLP_<suffix>``: (name, value)."""
+    for name in (f"OTEL_EXPORTER_OTLP_TRACES_{suffix}", f"OTEL_EXPORTER_OTLP_{suffix}"):
+        value = os.environ.get(name)
+        if value:
+            return name, value
+    return None
+
+
 def _headers(headers: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    """The keyword's headers, else the environment's ``key=value,...`` list with percent-encoded
+    values (the OTLP exporter specification: ``Authorization=Bearer%20...``). A malformed entry is
+    refused by its position: the values are usually credentials and are never quoted."""
     if headers is not None:
         return tuple(headers.items())
-    raw = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_HEADERS") or os.environ.get("OTEL_EXPORTER_OTLP_HEADERS")
+    found = _otlp_env("HEADERS")
+    if found is None:
+        return ()
+    variable, raw = found
     pairs: list[tuple[str, str]] = []
-    for item in (raw or "").split(","):
-        if "=" in item:
-            key, _, value = item.partition("=")
-            pairs.append((key.strip(), value.strip()))
+    for position, item in enumerate(raw.split(","), start=1):
+        if not item.strip():
+            continue
+        key, equals, value = item.partition("=")
+        if not equals or not key.strip():
+            raise ConfigurationError(
+                f"{variable}: entry {position} is not key=value (values are not shown: they may be secret)"
+            )
+        pairs.append((urllib.parse.unquote(key.strip()), urllib.parse.unquote(value.strip())))
     return tuple(pairs)
+
+
+def _tls_file(value: str | os.PathLike[str] | None, keyword: str, suffix: str) -> Path | None:
+    """A TLS file for the OTLP exporter, from the keyword or the environment; it must exist."""
+    source = keyword
+    if value is None:
+        found = _otlp_env(suffix)
+        if found is None:
+            return None
+        source, value = found
+    path = Path(value)
+    if not path.is_file():
+        raise ConfigurationError(f"{source}: {path} is not a readable file")
+    return path
+
+
+def _tls_files(
+    endpoint: str | None,
+    certificate_file: str | os.PathLike[str] | None,
+    client_certificate_file: str | os.PathLike[str] | None,
+    client_key_file: str | os.PathLike[str] | None,
+) -> tuple[Path | None, Path | None, Path | None]:
+    """CA, client certificate and client key for an https endpoint. Given with an http://
+    endpoint they are refused: the user meant TLS, and the headers would travel in clear."""
+    files = (
+        _tls_file(certificate_file, "certificate_file", "CERTIFICATE"),
+        _tls_file(client_certificate_file, "client_certificate_file", "CLIENT_CERTIFICATE"),
+        _tls_file(client_key_file, "client_key_file", "CLIENT_KEY"),
+    )
+    if endpoint is None:
+        return None, None, None
+    if any(files) and not endpoint.startswith("https://"):
+        raise ConfigurationError(
+            f"TLS certificates are configured but the OTLP endpoint {endpoint} is not https://"
+        )
+    return files
 
 
 def _signing_key(signing_key: Any) -> Any:
@@ -286,6 +343,9 @@ def build_settings(
     spool_fsync: bool = True,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     tsa_url: str | None = None,
+    certificate_file: str | os.PathLike[str] | None = None,
+    client_certificate_file: str | os.PathLike[str] | None = None,
+    client_key_file: str | os.PathLike[str] | None = None,
 ) -> tuple[PipelineSettings, CapturePolicy]:
     """Resolve keywords, environment and defaults into validated settings."""
     home = default_home()
@@ -362,6 +422,7 @@ def build_settings(
         rules=user_rules,
         violation_handler=handler,
         headers=_headers(headers),
+        tls_files=_tls_files(resolved_endpoint, certificate_file, client_certificate_file, client_key_file),
         spool_fsync=spool_fsync,
         checkpoint_dir=Path(checkpoints),
         tsa_url=_tsa_url(tsa_url),
@@ -394,6 +455,9 @@ def configure(
     digest_key: str | os.PathLike[str] | None = None,
     checkpoint_dir: str | os.PathLike[str] | None = None,
     tsa_url: str | None = None,
+    certificate_file: str | os.PathLike[str] | None = None,
+    client_certificate_file: str | os.PathLike[str] | None = None,
+    client_key_file: str | os.PathLike[str] | None = None,
 ) -> Provtrace:
     """Start recording provenance; see DESIGN.md and docs/configuration.md for every setting.
 
@@ -423,6 +487,9 @@ def configure(
         spool_fsync=spool_fsync,
         checkpoint_dir=checkpoint_dir,
         tsa_url=tsa_url,
+        certificate_file=certificate_file,
+        client_certificate_file=client_certificate_file,
+        client_key_file=client_key_file,
     )
     key = _digest_key(digest_key)
     with _lock:

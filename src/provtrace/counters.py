@@ -22,6 +22,7 @@ COUNTER_NAMES: Final = (
     "delivery_failures",
     "segments_refused",
     "spool_torn_records",
+    "delivery_auth_failures",
     "recording_errors",
     "rule_errors",
     "handler_errors",

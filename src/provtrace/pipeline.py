@@ -69,6 +69,8 @@ class PipelineSettings:
     rules: tuple[Rule, ...] = ()
     violation_handler: ViolationHandler = dataclasses.field(default_factory=ViolationLog)
     headers: tuple[tuple[str, str], ...] = ()
+    # CA, client certificate, client key of an https endpoint (None: system trust store, no mTLS)
+    tls_files: tuple[Path | None, Path | None, Path | None] = (None, None, None)
     spool_fsync: bool = True
     max_pending_segments: int = 10_000
     checkpoint_dir: Path | None = None
@@ -158,10 +160,11 @@ class Pipeline:
         sinks: list[Sink] = []
         if self.settings.archive_dir is not None:
             sinks.append(ArchiveSink(self.settings.archive_dir, self.stream_id))
-        if self.settings.endpoint:
-            from provtrace.export.otlp import OtlpSink
+        endpoint = self.settings.endpoint
+        if endpoint:
+            from provtrace.export.otlp import otlp_sink
 
-            sinks.append(OtlpSink(self.settings.endpoint, headers=dict(self.settings.headers)))
+            sinks.append(otlp_sink(endpoint, dict(self.settings.headers), self.settings.tls_files))
         return sinks
 
     # --- agent side -------------------------------------------------------------------------
@@ -214,6 +217,7 @@ class Pipeline:
             problems.append("the delivery thread is not running")
         if self._spool_problem:
             problems.append(self._spool_problem)
+        problems += self.deliverer.credential_refusals()
         probed = self.spool.probe()
         if probed and probed not in self._spool_problem:
             problems.append(probed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -48,13 +49,33 @@ def v3_records(stack: stack_module.Stack, trace_id: str, count: int) -> list[Spa
 
 def test_every_collector_and_jaeger_config_validates() -> None:
     collector, jaeger = stack_module.resolve_binaries(build=True)
+    base = f"--config={CONFIG / 'otelcol.yaml'}"
     checks = [
-        [str(collector), "validate", f"--config={CONFIG / 'otelcol.yaml'}"],
+        [str(collector), "validate", base],
+        [str(collector), "validate", base, f"--config={CONFIG / 'otelcol-secure.yaml'}"],
+        [str(collector), "validate", f"--config={CONFIG / 'otelcol-loadbalancer.yaml'}"],
+        [
+            str(collector),
+            "validate",
+            f"--config={CONFIG / 'otelcol-loadbalancer.yaml'}",
+            f"--config={CONFIG / 'otelcol-secure.yaml'}",
+            f"--config={CONFIG / 'otelcol-loadbalancer-secure.yaml'}",
+        ],
         [str(jaeger), "validate", f"--config={CONFIG / 'jaeger.yaml'}"],
         [str(jaeger), "validate", f"--config={CONFIG / 'jaeger-badger.yaml'}"],
     ]
+    # The secure overlay's required variables (validate reads no file).
+    secure = {
+        "PROVTRACE_OTLP_TLS_CERT_FILE": "server.crt",
+        "PROVTRACE_OTLP_TLS_KEY_FILE": "server.key",
+        "PROVTRACE_OTLP_TOKEN_FILE": "tokens",
+        "PROVTRACE_GATEWAY_CA_FILE": "gateways-ca.crt",
+        "PROVTRACE_GATEWAY_TOKEN_FILE": "gateway-token",
+    }
     for argv in checks:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        result = subprocess.run(
+            argv, capture_output=True, text=True, timeout=120, check=False, env={**os.environ, **secure}
+        )
         assert result.returncode == 0, f"{' '.join(argv)}\n{result.stdout}\n{result.stderr}"
 
 

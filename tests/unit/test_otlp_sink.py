@@ -20,7 +20,7 @@ from provtrace.export.delivery import MAX_BACKOFF_S, Deliverer, retry_delay
 from provtrace.export.otlp import OtlpSink, retry_after_seconds
 from provtrace.export.otlp_body import request_bodies
 from provtrace.export.refused import RefusedSegments
-from provtrace.export.sink import PermanentSinkError, SinkError
+from provtrace.export.sink import PermanentSinkError, SinkAuthError, SinkError
 from provtrace.model import SpanRecord
 from provtrace.otlpjson import decode_traces, dumps_line
 from provtrace.spool import Spool
@@ -208,6 +208,17 @@ def test_400_is_a_permanent_error(collector: Collector) -> None:
     with pytest.raises(PermanentSinkError, match="HTTP 400: cannot unmarshal"):
         sink.send([dumps_line(records("i", 1))])
     sink.close()
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_are_an_auth_error_not_a_refused_batch(collector: Collector, status: int) -> None:
+    collector.answers.append((status, {}, b'{"code":16,"message":"Unauthenticated"}'))
+    sink = OtlpSink(collector.url, headers={"Authorization": "Bearer s3cr3t-t0k"})
+    with pytest.raises(SinkAuthError, match=f"HTTP {status}: Unauthenticated .*credentials") as caught:
+        sink.send([dumps_line(records("a", 1))])
+    sink.close()
+    assert not isinstance(caught.value, PermanentSinkError)
+    assert "s3cr3t-t0k" not in str(caught.value)
 
 
 def test_retry_after_as_an_http_date_in_the_past_means_now() -> None:

@@ -10,8 +10,10 @@ from pathlib import Path
 from provtrace import fetch
 from provtrace.config import build_settings
 from provtrace.errors import ProvtraceError
+from provtrace.export.otlp import otlp_sink
 from provtrace.export.refused import RefusedSegments
 from provtrace.integrity import load_private_key
+from provtrace.pipeline import PipelineSettings
 from provtrace.readers.jaeger import check_jaeger_url
 
 
@@ -28,6 +30,35 @@ def _reachable(url: str, what: str) -> str | None:
     except fetch.FetchError as exc:
         return str(exc)
     return None
+
+
+def _accepts(settings: PipelineSettings) -> str | None:
+    """None when the collector accepts an empty OTLP request with provtrace's TLS settings and
+    headers (so reachability, trust and credentials are all checked), else the reason."""
+    try:
+        sink = otlp_sink(settings.endpoint or "", dict(settings.headers), settings.tls_files)
+    except ProvtraceError as exc:
+        return str(exc)
+    try:
+        sink.probe()
+    except ProvtraceError as exc:
+        return str(exc)
+    finally:
+        sink.close()
+    return None
+
+
+def _delivery_summary(settings: PipelineSettings) -> str:
+    """What was checked, naming the headers but never their values."""
+    ca, client_certificate, _ = settings.tls_files
+    parts = ["accepts an OTLP request"]
+    if (settings.endpoint or "").startswith("https://"):
+        parts.append(f"TLS trusting {ca or 'the system CAs'}")
+        if client_certificate:
+            parts.append(f"client certificate {client_certificate}")
+    if settings.headers:
+        parts.append("headers " + ", ".join(name for name, _ in settings.headers))
+    return "; ".join(parts)
 
 
 def _writable(path: Path) -> str | None:
@@ -104,8 +135,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         report(True, "signing key", "none: seals are chained but unsigned")
     if settings.endpoint:
-        problem = _reachable(settings.endpoint, f"the collector at {settings.endpoint}")
-        report(problem is None, f"collector {settings.endpoint}", problem or "reachable")
+        problem = _accepts(settings)
+        report(problem is None, f"collector {settings.endpoint}", problem or _delivery_summary(settings))
     if args.jaeger:
         problem = _reachable(args.jaeger.rstrip("/") + "/api/services", f"Jaeger at {args.jaeger}")
         report(problem is None, f"Jaeger {args.jaeger}", problem or "reachable")

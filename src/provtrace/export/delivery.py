@@ -2,9 +2,12 @@
 
 A segment leaves the spool only when every sink acknowledged it; a sink that fails is retried
 with exponential backoff (capped at 30 s, as is a ``Retry-After`` it asks for) while the others
-go on. A segment a sink refuses for good is moved aside (:mod:`provtrace.export.refused`),
-counted and logged, and delivery goes on behind it. Journals left by processes that died in the
-same spool directory (orphans) are delivered too, and removed once delivered.
+go on. A sink that refuses provtrace's credentials or TLS identity (:class:`SinkAuthError`) is
+retried at the cap from the start, logged as an ERROR, counted in ``delivery_auth_failures`` and
+reported by ``health()``. A segment a sink refuses for good is moved aside
+(:mod:`provtrace.export.refused`), counted and logged, and delivery goes on behind it. Journals
+left by processes that died in the same spool directory (orphans) are delivered too, and removed
+once delivered.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 
 from provtrace.counters import Counters
 from provtrace.export.refused import RefusedSegments
-from provtrace.export.sink import PermanentSinkError, Sink, SinkError
+from provtrace.export.sink import PermanentSinkError, Sink, SinkAuthError, SinkError
 from provtrace.otlpjson import loads_line
 from provtrace.spool import Entry, Spool
 from provtrace.tracing import suppress_instrumentation
@@ -57,6 +60,7 @@ class Deliverer:
         torn = sum(s.torn_records for s in [spool, *self.orphans])
         if torn:
             counters.add("spool_torn_records", torn)
+        self._credential_refusals: dict[str, str] = {}  # sinks refusing provtrace's credentials, by name
         self._stopped = False
         self._thread = threading.Thread(target=self._loop, name="provtrace-delivery", daemon=True)
 
@@ -117,6 +121,13 @@ class Deliverer:
         """Undelivered bytes of this process's journal and of the adopted ones."""
         return self.spool.pending_bytes + sum(orphan.pending_bytes for orphan in list(self.orphans))
 
+    def credential_refusals(self) -> list[str]:
+        """Sinks that refuse provtrace's credentials or TLS identity: nothing reaches them until
+        the configuration is fixed, so ``health()`` reports these (a collector that is merely
+        down is not a health problem: the spool holds the evidence)."""
+        refusals = sorted(self._credential_refusals.items())
+        return [f"delivery to {name} refused: {problem}" for name, problem in refusals]
+
     def stop(self, timeout_s: float = 10.0) -> bool:
         """Stop after the current batch; sinks are closed, which interrupts a retrying export.
         Returns whether the thread stopped."""
@@ -143,15 +154,24 @@ class Deliverer:
                         moved = self._deliver(spool, sink) or moved
                     except Exception as exc:  # noqa: BLE001 - any failure is retried, never fatal
                         self._counters.add("delivery_failures")
+                        refused = isinstance(exc, SinkAuthError)
+                        if refused:
+                            self._counters.add("delivery_auth_failures")
                         asked = exc.retry_after_s if isinstance(exc, SinkError) else None
-                        delay = retry_delay(backoff.get(sink.name), asked)
+                        delay = MAX_BACKOFF_S if refused else retry_delay(backoff.get(sink.name), asked)
                         backoff[sink.name] = delay
                         retry_at[sink.name] = time.monotonic() + delay
-                        if sink.name not in self._problems:
-                            logger.warning("provtrace delivery to %s failed (%s); retrying", sink.name, exc)
+                        if self._problems.get(sink.name) != str(exc):
+                            level = logging.ERROR if refused else logging.WARNING
+                            logger.log(
+                                level, "provtrace delivery to %s failed (%s); retrying", sink.name, exc
+                            )
                         self._problems[sink.name] = str(exc)
+                        if refused:
+                            self._credential_refusals[sink.name] = str(exc)
                         continue
                     backoff.pop(sink.name, None)
+                    self._credential_refusals.pop(sink.name, None)
                     if self._problems.pop(sink.name, None):
                         logger.warning("provtrace delivery to %s recovered", sink.name)
             self._release_finished_orphans()

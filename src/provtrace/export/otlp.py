@@ -18,22 +18,25 @@ import ssl
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from provtrace.__about__ import __version__
 from provtrace.errors import ConfigurationError
 from provtrace.export.otlp_body import request_bodies
-from provtrace.export.sink import PermanentSinkError, SinkError
+from provtrace.export.sink import PermanentSinkError, SinkAuthError, SinkError
 
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # uncompressed; well under the collector's default 20 MiB
 GZIP_ABOVE_BYTES = 8 * 1024
 GZIP_LEVEL = 1  # JSON shrinks about fivefold even so, at half the CPU of level 6
 MAX_ANSWER_BYTES = 64 * 1024  # an ExportTraceServiceResponse or a google.rpc.Status is small
 RETRYABLE_STATUS = frozenset({408, 429})  # and every 5xx
+AUTH_STATUS = frozenset({401, 403})  # provtrace's credentials refused, not the batch
+EMPTY_REQUEST = b'{"resourceSpans":[]}'
 # Refusals of the endpoint, not of the request: every segment would get the same answer, so they
 # are retried (and reported) rather than moving each segment aside as refused.
-ENDPOINT_STATUS = frozenset({401, 403, 404, 405, 407})
+ENDPOINT_STATUS = frozenset({404, 405, 407})
 
 _MANAGED_HEADERS = frozenset({"content-type", "content-encoding", "content-length", "host"})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -63,8 +66,13 @@ def judge(status: int, retry_after: str | None, answer: bytes, where: str) -> No
     message = f"the collector at {where} answered HTTP {status}" + (f": {detail}" if detail else "")
     if status in RETRYABLE_STATUS or 500 <= status < 600:
         raise SinkError(message, retry_after_s=retry_after_seconds(retry_after))
+    if status in AUTH_STATUS:
+        raise SinkAuthError(
+            message + " (the collector refused provtrace's credentials: check the Authorization "
+            "header in headers= or OTEL_EXPORTER_OTLP_HEADERS; the segments stay in the spool)"
+        )
     if status in ENDPOINT_STATUS:
-        raise SinkError(message + " (the endpoint or its credentials refuse every request)")
+        raise SinkError(message + " (the endpoint refuses every request)")
     raise PermanentSinkError(message + " (retrying the same request will not help)")
 
 
@@ -186,6 +194,56 @@ class _Watchdog:
                     self._cut_locked()
 
 
+def tls_context(
+    certificate_file: str | None = None,
+    client_certificate_file: str | None = None,
+    client_key_file: str | None = None,
+) -> ssl.SSLContext:
+    """The client side of TLS to the collector: the system's trust store, or only the CA in
+    ``certificate_file`` (a private CA); a client certificate and key for mutual TLS. Hostnames
+    are always checked. Unreadable or invalid files are a :class:`ConfigurationError` now, not a
+    delivery failure later."""
+    if client_key_file and not client_certificate_file:
+        raise ConfigurationError("an OTLP client key is set without a client certificate")
+    try:
+        context = ssl.create_default_context(cafile=certificate_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"the OTLP CA certificate {certificate_file} cannot be used: {exc}") from exc
+    if client_certificate_file:
+        try:
+            context.load_cert_chain(client_certificate_file, client_key_file or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(
+                f"the OTLP client certificate {client_certificate_file} (key "
+                f"{client_key_file or 'in the same file'}) cannot be used: {exc}"
+            ) from exc
+    return context
+
+
+def _transport_error(exc: BaseException, where: str) -> SinkError:
+    """A failed exchange as a sink error: a TLS handshake that fails on trust or identity is a
+    configuration error (every batch fails the same way); a dropped connection is not."""
+    name = type(exc).__name__
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return SinkAuthError(
+            f"cannot deliver to {where}: the collector's TLS certificate is not trusted "
+            f"({exc.verify_message}); set certificate_file= or OTEL_EXPORTER_OTLP_CERTIFICATE to "
+            "the CA that issued it; the segments stay in the spool"
+        )
+    if isinstance(exc, ssl.SSLError) and not isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        reason = str(exc.reason or name)
+        hint = (
+            "the collector wants a client certificate it accepts (client_certificate_file= or "
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)"
+            if "CERTIFICATE" in reason.upper() or "UNKNOWN_CA" in reason.upper()
+            else "check that the endpoint speaks TLS and accepts provtrace's TLS settings"
+        )
+        return SinkAuthError(
+            f"cannot deliver to {where}: TLS failed ({reason}): {hint}; the segments stay in the spool"
+        )
+    return SinkError(f"cannot deliver to {where}: {name}: {exc}")
+
+
 def _checked_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The configured headers, refused here rather than on the wire. Values are never quoted in
     a message: they are usually credentials."""
@@ -207,7 +265,8 @@ class OtlpSink:
     """POSTs spooled segments to an OTLP/HTTP traces endpoint over one kept-alive connection.
 
     ``timeout_s`` bounds each request in total (connect, send, answer). ``ssl_context`` is used
-    for https (default: the system's trust store, hostname checked).
+    for https (default: the system's trust store, hostname checked; see :func:`tls_context`).
+    Header values (a bearer token) go on the wire only, never into a message or a log.
     """
 
     name = "otlp"
@@ -243,8 +302,10 @@ class OtlpSink:
         self._timeout_s = timeout_s
         self._max_request_bytes = max_request_bytes
         self._gzip_above_bytes = gzip_above_bytes
+        self._tls: tuple[str, int, ssl.SSLContext] | None = None
         if url.scheme == "https":
             context = ssl_context or ssl.create_default_context()
+            self._tls = (url.hostname, port or 443, context)
             self._connection: http.client.HTTPConnection = http.client.HTTPSConnection(
                 url.hostname, port, timeout=timeout_s, context=context
             )
@@ -260,6 +321,11 @@ class OtlpSink:
         retried: delivery is at least once."""
         for body in request_bodies(lines, self._max_request_bytes):
             self._post(body)
+
+    def probe(self) -> None:
+        """POST an empty request: raises as a delivery would (unreachable, TLS not trusted,
+        credentials refused, not an OTLP receiver); used by ``provtrace doctor``."""
+        self._post(EMPTY_REQUEST)
 
     def _post(self, body: bytes) -> None:
         headers = dict(self._headers)
@@ -297,7 +363,8 @@ class OtlpSink:
             stale = isinstance(exc, (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected))
             if reused and stale and may_repeat:
                 return self._exchange(body, headers, may_repeat=False)
-            raise SinkError(f"cannot deliver to {self._where}: {type(exc).__name__}: {exc}") from exc
+            refusal = None if reused else self._tls_refusal(exc)
+            raise _transport_error(refusal or exc, self._where) from exc
         if self._watchdog.release():
             # What was read may have been cut short by the shutdown itself: nothing is confirmed.
             connection.close()
@@ -305,6 +372,28 @@ class OtlpSink:
         if not complete:
             connection.close()  # an answer left unread: the connection cannot be reused
         return response.status, response.getheader("Retry-After"), answer
+
+    def _tls_refusal(self, failure: BaseException) -> ssl.SSLError | None:
+        """Why a fresh TLS connection was closed without an answer, when the collector says so.
+
+        With TLS 1.3 the collector judges the client certificate after the handshake; its alert
+        ("certificate required", "unknown CA") then races the request already sent, and usually
+        loses to the connection reset. A second handshake that sends nothing reads the alert
+        (bounded wait); a collector that accepts the client just waits, and the first failure
+        stands."""
+        if self._tls is None or not isinstance(failure, (ssl.SSLEOFError, ConnectionResetError)):
+            return None
+        host, port, context = self._tls
+        wait_s = min(2.0, self._timeout_s)
+        try:
+            with socket.create_connection((host, port), timeout=wait_s) as raw:
+                with context.wrap_socket(raw, server_hostname=host) as tls:
+                    tls.recv(1)
+        except ssl.SSLError as exc:
+            return None if isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)) else exc
+        except OSError:
+            return None
+        return None
 
     def _interrupted(self) -> SinkError:
         if self._closed:
@@ -318,3 +407,16 @@ class OtlpSink:
             interrupted = self._watchdog.stop()
         if not interrupted:
             self._connection.close()
+
+
+def otlp_sink(
+    endpoint: str,
+    headers: Mapping[str, str],
+    tls_files: tuple[Path | None, Path | None, Path | None] = (None, None, None),
+) -> OtlpSink:
+    """The sink of configure()'s settings: for https, a TLS context of the configured CA and
+    client certificate (:func:`tls_context`)."""
+    context = None
+    if endpoint.startswith("https://"):
+        context = tls_context(*(str(path) if path else None for path in tls_files))
+    return OtlpSink(endpoint, headers=headers, ssl_context=context)

@@ -26,6 +26,17 @@ class PermanentSinkError(SinkError):
     segments stay in the spool; moving them aside for inspection is the deliverer's decision."""
 
 
+class SinkAuthError(SinkError):
+    """The destination refused provtrace itself, not the batch: its credentials (HTTP 401/403:
+    a missing, wrong or expired bearer token) or its TLS identity (a collector certificate the
+    configured CA does not vouch for, a client certificate the collector does not accept).
+
+    A configuration error: any batch would be refused the same way, so setting the batch aside
+    would discard good evidence. The segments stay in the spool, ``health()`` is degraded and
+    delivery retries at its longest backoff, so a fixed collector (a rotated token) is picked up
+    without a restart."""
+
+
 class Sink(Protocol):
     name: str
 

@@ -15,7 +15,7 @@ from provtrace.testing.canary import CanaryScan
 from provtrace.testing.evidence import Agent, stack_required, start_stack, unavailable
 from provtrace.testing.openbao import OpenBao, OpenBaoError
 from provtrace.testing.recording import Recorded, forget_secrets, make_recorded, unconfigure
-from provtrace.testing.stack import Stack
+from provtrace.testing.stack import Checkout, Stack
 
 if TYPE_CHECKING:
     from provtrace.testing.llm_server import Server
@@ -73,19 +73,28 @@ def canaries(caplog: pytest.LogCaptureFixture) -> CanaryScan:
 
 
 @pytest.fixture(scope="session")
-def evidence_stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    """The collector and Jaeger, built by `make stack-build` and cached outside the checkout,
-    started once per session on free loopback ports and stopped at its end. Where they cannot run
-    (no checkout, binaries not built) the tests that need them are skipped, or fail when
-    PROVTRACE_REQUIRE_STACK=1 or CI=true (as in `make test`)."""
+def stack_checkout(request: pytest.FixtureRequest) -> Checkout:
+    """The checkout whose collector-config/ and built binaries tests run their own stacks from
+    (TLS, a gateway tier). Where they cannot run (no checkout, binaries not built) the tests
+    that need them are skipped, or fail when PROVTRACE_REQUIRE_STACK=1 or CI=true (as in
+    `make test`)."""
     reason = unavailable(request.config.rootpath)
-    if reason is not None:
+    checkout = Checkout.locate(request.config.rootpath)
+    if reason is not None or checkout is None:
         message = f"the evidence stack cannot run: {reason}"
         if stack_required():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
+    return checkout
+
+
+@pytest.fixture(scope="session")
+def evidence_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, stack_checkout: Checkout
+) -> Iterator[Stack]:
+    """The collector and Jaeger, built by `make stack-build` and cached outside the checkout,
+    started once per session on free loopback ports and stopped at its end (skipped or failed
+    as ``stack_checkout`` says where they cannot run)."""
     stack = start_stack(tmp_path_factory.mktemp("stack"), request.config.rootpath)
     try:
         yield stack

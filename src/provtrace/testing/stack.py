@@ -30,7 +30,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -291,9 +291,14 @@ class Stack:
         checkout: Checkout | None = None,
         jaeger_storage: str | None = None,
         collector_config: Path | None = None,
+        collector_overlays: Sequence[Path] = (),
+        environment: Mapping[str, str] | None = None,
         binaries: tuple[Path, Path] | None = None,
         build: bool = True,
     ) -> None:
+        """``collector_overlays`` are further configs the collector merges over
+        ``collector_config`` (collector-config/otelcol-secure.yaml); ``environment`` adds
+        variables those configs read (certificate paths, gateway addresses)."""
         located = checkout or _located()
         self.checkout = located
         self.dir = Path(directory).resolve()
@@ -308,6 +313,8 @@ class Stack:
         self.ports = ports
         self.jaeger_storage = jaeger_storage
         self.collector_config = Path(collector_config or located.collector_config).resolve()
+        self.collector_overlays = tuple(Path(path).resolve() for path in collector_overlays)
+        self._extra_environment = dict(environment or {})
         self.jaeger_config = jaeger_configs[jaeger_storage]
         self._binaries = binaries
         self._build = build
@@ -411,6 +418,15 @@ class Stack:
         """SIGTERM the collector, SIGKILL it after timeout seconds."""
         self._stop(COLLECTOR, timeout)
 
+    def kill_collector(self, timeout: float = 15.0) -> None:
+        """SIGKILL the collector (a crash: no flush, no clean shutdown) and wait until it is gone."""
+        pid = self.pid(COLLECTOR)
+        if pid is not None:
+            self._signal(pid, signal.SIGKILL)
+            if not self._wait_exit(pid, timeout):
+                raise StackError(f"collector (pid {pid}) survived SIGKILL")
+        self.pid_path(COLLECTOR).unlink(missing_ok=True)
+
     def start_jaeger(self, timeout: float = 60.0) -> None:
         """Start (or confirm) Jaeger."""
         self._start(JAEGER, timeout)
@@ -465,6 +481,7 @@ class Stack:
             "ports": dataclasses.asdict(self.ports),
             "jaeger_storage": self.jaeger_storage,
             "collector_config": str(self.collector_config),
+            "collector_overlays": [str(path) for path in self.collector_overlays],
             "jaeger_config": str(self.jaeger_config),
             "jaeger_url": self.jaeger_url,
             "otlp_http_endpoint": self.otlp_http_endpoint,
@@ -510,6 +527,7 @@ class Stack:
                 "PROVTRACE_JAEGER_HEALTH_PORT": str(ports.jaeger_health),
             }
         )
+        env.update(self._extra_environment)
         return env
 
     def _argv(self, name: str) -> list[str]:
@@ -517,7 +535,8 @@ class Stack:
             self._binaries = resolve_binaries(self.checkout, build=self._build)
         collector, jaeger = self._binaries
         if name == COLLECTOR:
-            return [str(collector), f"--config={self.collector_config}"]
+            configs = (self.collector_config, *self.collector_overlays)
+            return [str(collector), *(f"--config={config}" for config in configs)]
         return [str(jaeger), f"--config={self.jaeger_config}"]
 
     def _start(self, name: str, timeout: float) -> None:

@@ -33,6 +33,9 @@ DEFAULT_FILE_BYTES = 1024 * 1024  # a journal lagging behind delivery starts a n
 COMPACT_BYTES = 64 * 1024  # a journal delivered to its end is replaced once it holds this much
 DEFAULT_READ_BYTES = 4 * 1024 * 1024
 MIN_FREE_BYTES = 1024 * 1024  # below this, the spool reports itself unable to persist
+# Appends leave this much free: recording a delivery (a cursor file) must still be possible on a
+# full disk, or nothing could be acknowledged, compacted, and so freed.
+RESERVE_BYTES = 128 * 1024
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 
@@ -190,10 +193,15 @@ class Spool:
             return
         data = "".join(lines).encode("utf-8")
         with self._lock:
-            if self._end >= self._max_file_bytes:
-                self._start_file(self._current + 1)
             path = self._path(self._current)
             try:
+                if self._end >= self._max_file_bytes:
+                    self._start_file(self._current + 1)
+                    path = self._path(self._current)
+                fs = os.statvfs(self.directory)
+                if fs.f_bavail * fs.f_frsize < len(data) + RESERVE_BYTES:
+                    reserve = f"the last {RESERVE_BYTES // 1024} KiB are kept for recording deliveries"
+                    raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} ({reserve})")
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
                 try:
                     write_whole(fd, data, self._end, fsync=self._fsync)

@@ -206,7 +206,7 @@ def test_a_full_spool_disk_that_frees_up_again_loses_nothing(
     try:
         produced = step_ids(reference_scenario())
         assert agent.handle.force_flush(timeout_s=60)
-        filler = fill(tiny_fs, leave_bytes=100_000)  # a few segments fit, then a write is cut short
+        filler = fill(tiny_fs, leave_bytes=100_000)  # under the spool's reserve: no segment fits
         for _ in range(30):
             produced |= step_ids(reference_scenario())
         assert not agent.handle.force_flush(timeout_s=3)

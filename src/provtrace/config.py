@@ -95,7 +95,7 @@ class Provtrace:
         processor = self._pipeline.processor
         snapshot["buffered_spans"] = processor.buffered_spans
         snapshot["buffered_traces"] = processor.buffered_traces
-        snapshot["spool_pending_bytes"] = self._pipeline.spool.pending_bytes
+        snapshot["spool_pending_bytes"] = self._pipeline.pending_bytes
         return snapshot
 
     @property
@@ -109,7 +109,7 @@ class Provtrace:
         if self.recording:
             return health
         problem = "the tracer provider records nothing (OTEL_SDK_DISABLED=true?): no evidence is recorded"
-        return Health(False, (*health.problems, problem))
+        return Health(False, (*health.problems, problem), health.warnings)
 
     # --- the runtime interface (provtrace.runtime.Runtime) the recording API uses -------------
 

@@ -20,6 +20,8 @@ COUNTER_NAMES: Final = (
     "heartbeats",
     "segments_delivered",
     "delivery_failures",
+    "segments_refused",
+    "spool_torn_records",
     "delivery_auth_failures",
     "recording_errors",
     "rule_errors",

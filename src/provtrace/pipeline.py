@@ -238,7 +238,17 @@ class Pipeline:
         probed = self.spool.probe()
         if probed and probed not in self._spool_problem:
             problems.append(probed)
-        return Health(not problems, tuple(problems))
+        warnings = self.deliverer.problems()
+        warnings += [
+            f"delivering journal {directory} adopted from a process that ended: {pending} bytes pending"
+            for directory, pending in self.deliverer.adopted()
+        ]
+        return Health(not problems, tuple(problems), tuple(warnings))
+
+    @property
+    def pending_bytes(self) -> int:
+        """Sealed bytes not yet delivered everywhere: this process's journal and adopted ones."""
+        return self.deliverer.pending_bytes
 
     # --- sealer -----------------------------------------------------------------------------
 
@@ -408,10 +418,20 @@ class Pipeline:
             logger.warning("provtrace violation handler raised %s", type(exc).__name__)
 
     def _persist(self, lines: list[str]) -> None:
+        """Spool ``lines``; what does not fit stays in memory, in order, for the next pass. After
+        a failure they go one by one, so that a backlog larger than the free space never wedges
+        (delivery frees space as the lines that fit are delivered)."""
+        done = 0
         try:
-            self.spool.append(lines)
+            try:
+                self.spool.append(lines)
+                done = len(lines)
+            except SpoolError:
+                for line in lines:
+                    self.spool.append([line])
+                    done += 1
         except SpoolError as exc:
-            self._unspooled = lines
+            self._unspooled = lines[done:]
             if not self._spool_problem:
                 logger.error("provtrace cannot persist evidence: %s (kept in memory, retrying)", exc)
             self._spool_problem = f"spool not writable: {exc}"
@@ -430,7 +450,7 @@ class Pipeline:
         deadline = time.monotonic() + timeout_s
         with self._progress:
             while True:
-                if self._queue.unfinished_tasks == 0 and not self._unspooled and not self.spool.pending():
+                if self._queue.unfinished_tasks == 0 and not self._unspooled and not self.deliverer.pending():
                     return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._stopped:
@@ -438,8 +458,13 @@ class Pipeline:
                 self._progress.wait(timeout=min(remaining, 0.5))
 
     def force_flush(self, timeout_s: float = 30.0) -> bool:
+        """True when everything ended so far reached every destination: not after a segment was
+        refused and moved aside (it did not reach one)."""
         self.processor.force_flush()
-        return self.wait_until_delivered(timeout_s)
+        return self.wait_until_delivered(timeout_s) and not self._refused()
+
+    def _refused(self) -> bool:
+        return self.counters.snapshot()["segments_refused"] > 0
 
     def shutdown(self, timeout_s: float = 30.0) -> bool:
         """Seal what is buffered, close the stream, deliver; True when nothing was left behind.
@@ -447,7 +472,7 @@ class Pipeline:
         logged, counted, and makes the result False."""
         with self._shutdown_lock:
             if self._closing.is_set():
-                return self._sealer_done.is_set() and not self._unspooled and not self.spool.pending()
+                return self._sealer_done.is_set() and not self._unspooled and not self.deliverer.pending()
             self._closing.set()
         try:
             return self._shutdown(timeout_s)
@@ -461,15 +486,21 @@ class Pipeline:
         sealed = self._sealer_done.wait(timeout=timeout_s)
         # Lines the sealer could not persist on its last pass will not be persisted any more.
         delivered = sealed and not self._unspooled and self.wait_until_delivered(timeout_s)
+        delivered = delivered and not self._refused()
         with self._progress:
             self._stopped = True
         stopped = self.deliverer.stop()
         self.progress_log.close()
         if not sealed:
+            held = [item for item in list(self._queue.queue) if item is not None]
+            lost = sum(len(i.spans) if isinstance(i, RawSegment) else len(i.records) for i in held)
+            lost += sum(len(loads_line(line)) for line in list(self._unspooled))
+            self.counters.add("spans_lost", lost)
             logger.error(
-                "provtrace could not seal all evidence within %.0fs of shutdown; what was sealed "
-                "stays in %s for the next process to deliver",
+                "provtrace could not seal all evidence within %.0fs of shutdown: %d span(s) held only "
+                "in memory are lost; what was sealed stays in %s for the next process to deliver",
                 timeout_s,
+                lost,
                 self.spool.directory,
             )
             return False
@@ -477,18 +508,21 @@ class Pipeline:
             lost = sum(len(loads_line(line)) for line in self._unspooled)
             self.counters.add("spans_lost", lost)
             logger.error(
-                "provtrace lost %d sealed span(s) at shutdown: the spool could not persist them (%s)",
+                "provtrace lost %d sealed span(s) at shutdown: the spool could not persist them (%s); "
+                "%d bytes sealed before that are not yet delivered stay in %s",
                 lost,
                 self._spool_problem or "spool not writable",
+                self.pending_bytes,
+                self.settings.spool_dir,
             )
             self._unspooled = []
             delivered = False
-        elif not delivered:
+        elif not delivered and self.deliverer.pending():
             logger.error(
                 "provtrace shut down with %d bytes of sealed evidence not yet delivered; they stay "
                 "in %s and the next provtrace process using that spool delivers them",
-                self.spool.pending_bytes,
-                self.spool.directory,
+                self.pending_bytes,
+                self.settings.spool_dir,
             )
         if not stopped:
             logger.error("provtrace delivery did not stop; its spool stays locked until the process exits")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import os
 import re
 import threading
@@ -40,13 +41,22 @@ from provtrace.otlpjson import HEX_ID, encode_traces, loads_line
 from provtrace.private import opener
 from provtrace.records import clean_name, to_record
 from provtrace.report.basics import printable
+from provtrace.spool import RESERVE_BYTES
 
 _FILE = re.compile(r"^progress-(\d{8})\.log$")
-DEFAULT_FILE_BYTES = 4 * 1024 * 1024
+# Files are removed once nothing in them is outstanding, at rotation: small files keep the log
+# near the size of what open decisions hold, even on a small spool filesystem.
+DEFAULT_FILE_BYTES = 256 * 1024
+IDLE_ROTATE_BYTES = 64 * 1024  # with nothing outstanding, a file past this is replaced
+# The log gives way to the spool: it stops writing before the spool's own reserve is reached, so
+# crash evidence never takes the space sealed segments (and delivery records) need.
+SPOOL_HEADROOM_BYTES = 2 * RESERVE_BYTES
 OWNER_ONLY = 0o600
 MAX_TEXT = 256  # a stream id or span name read back from a log is at most this long
 
 # Line kinds: one tab-separated line each, the last field free text (JSON never holds a raw tab).
+_APPEND = os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
 STREAM, START, END, DONE, CLOSED = "stream", "start", "end", "done", "closed"
 
 
@@ -84,7 +94,7 @@ class ProgressLog:
         self._outstanding: dict[int, int] = {}  # file -> lines in it still needed by recovery
         self._starts: list[str] = []  # start lines of spans inside a decision, not yet written
         self._tainted = len(SECRETS)  # secret values known when the files were last scrubbed
-        self._fd = -1
+        self._path: Path | None = None  # the file being written; opened for each write only
         self._number = 0
         self._size = 0
         self.problem = ""  # why crash evidence is not being written, for health()
@@ -142,12 +152,18 @@ class ProgressLog:
         if not ids:
             return
         with self._lock:
-            if self._write(f"{DONE}\t{','.join(ids)}\n"):
-                for span_id in ids:
-                    number = self._ended_in.pop(span_id, None)
-                    if number is not None:
-                        self._count(number, -1)
-                self._remove_finished()
+            # Counted done even when the line cannot be written (a full disk): recovery also skips
+            # spans it finds in the journal, and files that waited for a line would never go.
+            self._write(f"{DONE}\t{','.join(ids)}\n")
+            for span_id in ids:
+                number = self._ended_in.pop(span_id, None)
+                if number is not None:
+                    self._count(number, -1)
+            if not any(self._outstanding.values()):
+                self.problem = ""  # whatever could not be written is in the spool now
+                if self._size > IDLE_ROTATE_BYTES:
+                    self._rotate()  # nothing open: the files written so far can go
+            self._remove_finished()
 
     @property
     def outstanding(self) -> int:
@@ -162,22 +178,20 @@ class ProgressLog:
                 return
             self._write(f"{CLOSED}\t{self.stream_id}\n")
             self._closed = True
-            self._release()
             if not any(self._outstanding.values()):
                 for path in progress_files(self.directory):
                     with contextlib.suppress(OSError):
                         path.unlink()
 
     def abandon(self) -> None:
-        """In a forked child: the log is the parent's; let go of the descriptor without writing
-        (and without the lock, which a thread of the parent may have held at the fork)."""
+        """In a forked child: the log is the parent's; stop writing to it (without the lock,
+        which a thread of the parent may have held at the fork)."""
         self._closed = True
-        self._release()
 
     # --- internals (lock held) --------------------------------------------------------------
 
     def _write(self, line: str) -> bool:
-        if self._closed or self._fd < 0:
+        if self._closed or self._path is None:
             return False
         if len(SECRETS) != self._tainted:
             self._scrub_files()
@@ -187,13 +201,14 @@ class ProgressLog:
         try:
             if self._size + len(data) > self._max_file_bytes and self._size:
                 self._rotate()
-            written = os.write(self._fd, data)
+            written = self._append(self._path, data)
             if written != len(data):
                 raise OSError(0, f"short write ({written} of {len(data)} bytes)")
         except OSError as exc:
             self._fail(exc)
             return False
         self._size += len(data)
+        self.problem = ""  # writable again: crash evidence is being kept
         return True
 
     def _scrub_files(self) -> None:
@@ -217,14 +232,24 @@ class ProgressLog:
                     handle.write(clean.encode("utf-8", errors="surrogateescape"))
                 os.replace(temporary, path)
                 if path.name == f"progress-{self._number:08d}.log":
-                    self._reopen(path, len(clean.encode("utf-8", errors="surrogateescape")))
+                    self._size = len(clean.encode("utf-8", errors="surrogateescape"))
             except OSError as exc:
                 self._fail(exc)
 
-    def _reopen(self, path: Path, size: int) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0))
-        self._release()
-        self._fd, self._size = fd, size
+    @staticmethod
+    def _append(path: Path, data: bytes) -> int:
+        """One write, on a descriptor held only for it: no file of the spool's filesystem stays
+        open for writing (one that does keeps it from being remounted read-only)."""
+        fd = os.open(
+            path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        )
+        try:
+            fs = os.fstatvfs(fd)
+            if fs.f_bavail * fs.f_frsize < len(data) + SPOOL_HEADROOM_BYTES:
+                raise OSError(errno.ENOSPC, "no space left beside the spool's reserve")
+            return os.write(fd, data)
+        finally:
+            os.close(fd)
 
     def _rotate(self) -> None:
         """A new file, carrying the starts of spans still open (their older files can go)."""
@@ -238,23 +263,20 @@ class ProgressLog:
             | getattr(os, "O_NOFOLLOW", 0)
             | getattr(os, "O_CLOEXEC", 0)
         )
-        try:
-            fd = os.open(path, flags, OWNER_ONLY)
-            os.fchmod(fd, OWNER_ONLY)
-        except OSError as exc:
-            self._fail(exc)
-            return
-        self._release()
-        self._fd, self._number, self._size = fd, number, 0
         carried = [f"{STREAM}\t{self.stream_id}\n"]
         carried += [f"{START}\t{t}\t{s}\t{r}\t{n}\n" for s, (t, r, n) in self._open.items()]
         data = "".join(carried).encode("utf-8", errors="surrogateescape")
         try:
-            os.write(fd, data)
+            fd = os.open(path, flags, OWNER_ONLY)
+            try:
+                os.fchmod(fd, OWNER_ONLY)
+                os.write(fd, data)
+            finally:
+                os.close(fd)
         except OSError as exc:
             self._fail(exc)
             return
-        self._size = len(data)
+        self._path, self._number, self._size = path, number, len(data)
         for span_id in self._open:
             earlier = self._started_in.get(span_id)
             if earlier is not None:
@@ -282,12 +304,6 @@ class ProgressLog:
             with contextlib.suppress(OSError):
                 (self.directory / f"progress-{number:08d}.log").unlink()
             del self._outstanding[number]
-
-    def _release(self) -> None:
-        if self._fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = -1
 
     def _fail(self, exc: OSError) -> None:
         if not self.problem:

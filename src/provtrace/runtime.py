@@ -21,10 +21,18 @@ if TYPE_CHECKING:
 
 @dataclasses.dataclass(frozen=True)
 class Health:
-    """Whether evidence recorded now would be persisted, and if not, why."""
+    """Whether evidence recorded now would be persisted, and if not, why (``problems``); and what
+    is wrong further on, which does not stop it being persisted (``warnings``: delivery failing,
+    segments refused by a destination, journals adopted from ended processes not yet delivered)."""
 
     ok: bool
     problems: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def degraded(self) -> bool:
+        """Not everything recorded is reaching its destinations (or could not be persisted)."""
+        return not self.ok or bool(self.warnings)
 
 
 class Runtime(Protocol):

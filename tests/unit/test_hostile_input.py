@@ -615,9 +615,10 @@ def test_the_default_quarantine_directory_before_anything_was_held_is_empty(
 
 def test_a_corrupted_spool_journal_is_read_without_raising(tmp_path: Path) -> None:
     good = dumps_line([SpanRecord(TRACE_ID, "cd" * 8, "n", 0, 1000)])
+    (tmp_path / "stream").mkdir()
+    (tmp_path / "stream" / "journal-00000001.jsonl").write_bytes(b"\xff\xfe\x00 torn\n" + good.encode())
     spool = Spool(tmp_path, "stream", ["archive"], fsync=False)
     try:
-        (spool.directory / "journal-00000001.jsonl").write_bytes(b"\xff\xfe\x00 torn\n" + good.encode())
         lines, _ = spool.read("archive")
     finally:
         spool.close()

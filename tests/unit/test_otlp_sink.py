@@ -10,15 +10,21 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
+from provtrace.counters import Counters
 from provtrace.errors import ConfigurationError
+from provtrace.export.delivery import MAX_BACKOFF_S, Deliverer, retry_delay
 from provtrace.export.otlp import OtlpSink, retry_after_seconds
 from provtrace.export.otlp_body import request_bodies
+from provtrace.export.refused import RefusedSegments
 from provtrace.export.sink import PermanentSinkError, SinkAuthError, SinkError
 from provtrace.model import SpanRecord
 from provtrace.otlpjson import decode_traces, dumps_line
+from provtrace.spool import Spool
+from provtrace.testing import wait_for
 
 
 def records(trace: str, count: int, pad: int = 10) -> list[SpanRecord]:
@@ -169,9 +175,10 @@ def test_a_partial_success_that_rejected_nothing_is_a_success(collector: Collect
 def test_an_answer_that_is_not_otlp_cannot_confirm_delivery(collector: Collector) -> None:
     collector.answers.append((200, {}, b"<html>welcome</html>"))
     sink = OtlpSink(collector.url)
-    with pytest.raises(PermanentSinkError, match="delivery cannot be confirmed"):
+    with pytest.raises(SinkError, match="delivery cannot be confirmed") as caught:
         sink.send([dumps_line(records("f", 1))])
     sink.close()
+    assert not isinstance(caught.value, PermanentSinkError)  # the endpoint, not the segment
 
 
 def test_429_is_retryable_and_carries_retry_after(collector: Collector) -> None:
@@ -319,3 +326,38 @@ def test_a_huge_segment_is_split_between_spans_keeping_each_spans_bytes() -> Non
         for span in json.loads(body)["resourceSpans"][0]["scopeSpans"][0]["spans"]:
             encoded = json.dumps(span, ensure_ascii=False, separators=(",", ":")).encode()
             assert encoded in line.encode(), "a span's bytes changed when its segment was split"
+
+
+def test_retry_waits_double_honour_retry_after_and_are_capped() -> None:
+    assert [retry_delay(None, None), retry_delay(0.5, None), retry_delay(16.0, None)] == [0.5, 1.0, 30.0]
+    assert retry_delay(0.5, 7.0) == 7.0  # the collector's Retry-After wins over a shorter backoff
+    assert retry_delay(0.5, 3600.0) == MAX_BACKOFF_S  # but a huge one is capped
+
+
+def test_a_refused_segment_in_a_batch_is_moved_aside_and_the_others_delivered(
+    collector: Collector, tmp_path: Path
+) -> None:
+    lines = [dumps_line(records(label, 2)) for label in ("x", "y", "z")]
+    collector.answers += [
+        (400, {}, b'{"code":3,"message":"the batch"}'),  # the batch of three is refused ...
+        (200, {}, b"{}"),
+        (400, {}, b'{"code":3,"message":"span y is too large"}'),  # ... because of its second line
+        (200, {}, b"{}"),
+    ]
+    spool = Spool(tmp_path / "spool", "stream", ["otlp"], fsync=False)
+    spool.append(lines)
+    counters = Counters()
+    deliverer = Deliverer(spool, [OtlpSink(collector.url)], counters, threading.Condition())
+    deliverer.start()
+    try:
+        wait_for("the spool to be delivered", lambda: True if not spool.pending() else None, timeout_s=30)
+    finally:
+        assert deliverer.stop()
+    sent = [inner(line) for line in lines]
+    assert [r.body for r in collector.requests[1:]] == [b'{"resourceSpans":[' + s + b"]}" for s in sent]
+    (refusal,) = RefusedSegments(tmp_path / "spool").list()
+    assert refusal.segment.read_text() == lines[1] and "span y is too large" in refusal.reason
+    assert refusal.spans == 2 and refusal.sink == "otlp"
+    snapshot = counters.snapshot()
+    assert (snapshot["segments_refused"], snapshot["segments_delivered"]) == (1, 2)
+    assert any("1 segment(s) refused" in problem for problem in deliverer.problems())

@@ -260,9 +260,10 @@ def test_a_progress_log_that_cannot_be_written_shows_in_health(tmp_path: Path) -
     try:
         log = recorded.handle.pipeline.progress_log
         assert recorded.handle.health().ok
-        read_only = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(read_only, log._fd)  # the log's descriptor now refuses writes (EBADF)
-        os.close(read_only)
+        current = log._path
+        assert current is not None
+        current.unlink()
+        current.mkdir()  # the log's file is now a directory: every write fails (EISDIR)
         with provtrace.decision("d", trigger="t", actor="a"):
             pass
         health = recorded.handle.health()

@@ -11,6 +11,7 @@ from provtrace import fetch
 from provtrace.config import build_settings
 from provtrace.errors import ProvtraceError
 from provtrace.export.otlp import otlp_sink
+from provtrace.export.refused import RefusedSegments
 from provtrace.integrity import load_private_key
 from provtrace.pipeline import PipelineSettings
 from provtrace.readers.jaeger import check_jaeger_url
@@ -103,6 +104,22 @@ def run(args: argparse.Namespace) -> int:
         else 0
     )
     report(True, "spool", f"{pending} bytes of journal on disk")
+    refused = RefusedSegments(settings.spool_dir)
+    kept = refused.list()
+    report(
+        not kept,
+        "refused segments",
+        f"{len(kept)} segment(s) refused for good by a destination, kept in {refused.directory}"
+        if kept
+        else "none",
+    )
+    for refusal in kept[:10]:
+        print(
+            f"      {refusal.segment.name}: {refusal.spans} span(s), {refusal.bytes} bytes, refused by "
+            f"{refusal.sink} at {refusal.refused_at}: {refusal.reason}"
+        )
+    if len(kept) > 10:
+        print(f"      ... and {len(kept) - 10} more")
     key_path = os.environ.get("PROVTRACE_SIGNING_KEY")
     if key_path:
         try:

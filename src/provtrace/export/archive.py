@@ -13,7 +13,7 @@ from pathlib import Path
 
 from provtrace.export.sink import SinkError
 from provtrace.private import FILE_MODE, make_dirs
-from provtrace.spool import file_safe
+from provtrace.spool import file_safe, write_whole
 
 DEFAULT_ROTATE_BYTES = 100 * 1024 * 1024
 
@@ -40,10 +40,10 @@ class ArchiveSink:
                 make_dirs(self.directory)
                 while self.path.exists() and self.path.stat().st_size >= self._rotate_bytes:
                     self._part += 1
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
                 try:
-                    os.write(fd, data)
-                    os.fsync(fd)
+                    # Whole lines or nothing: a short write is cut back, never acknowledged.
+                    write_whole(fd, data, os.fstat(fd).st_size)
                 finally:
                     os.close(fd)
             except OSError as exc:

@@ -1,11 +1,13 @@
 """The deliverer: moves sealed segments from the spool to every sink, on a thread of its own.
 
 A segment leaves the spool only when every sink acknowledged it; a sink that fails is retried
-with exponential backoff (capped at 30 s) while the others go on. A sink that refuses provtrace's
-credentials or TLS identity (:class:`SinkAuthError`) is retried at the cap from the start, logged
-as an ERROR, counted in ``delivery_auth_failures`` and reported by ``health()``. Journals left by
-processes that died in the same spool directory (orphans) are delivered too, and removed once
-delivered.
+with exponential backoff (capped at 30 s, as is a ``Retry-After`` it asks for) while the others
+go on. A sink that refuses provtrace's credentials or TLS identity (:class:`SinkAuthError`) is
+retried at the cap from the start, logged as an ERROR, counted in ``delivery_auth_failures`` and
+reported by ``health()``. A segment a sink refuses for good is moved aside
+(:mod:`provtrace.export.refused`), counted and logged, and delivery goes on behind it. Journals
+left by processes that died in the same spool directory (orphans) are delivered too, and removed
+once delivered.
 """
 
 from __future__ import annotations
@@ -17,13 +19,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from provtrace.counters import Counters
-from provtrace.export.sink import Sink, SinkAuthError
-from provtrace.spool import Spool
+from provtrace.export.refused import RefusedSegments
+from provtrace.export.sink import PermanentSinkError, Sink, SinkAuthError, SinkError
+from provtrace.otlpjson import loads_line
+from provtrace.spool import Entry, Spool
 from provtrace.tracing import suppress_instrumentation
 
 logger = logging.getLogger("provtrace")
 
 MAX_BACKOFF_S = 30.0
+
+
+def retry_delay(previous_s: float | None, asked_s: float | None) -> float:
+    """The wait before the next attempt: double the last one (from 0.5 s), at least what the
+    destination asked for (``Retry-After``), never more than ``MAX_BACKOFF_S``."""
+    doubled = (previous_s or 0.25) * 2
+    return min(MAX_BACKOFF_S, max(doubled, asked_s or 0.0))
 
 
 class Deliverer:
@@ -35,13 +46,20 @@ class Deliverer:
         progress: threading.Condition,
         *,
         orphans: Sequence[Spool] = (),
+        refused: RefusedSegments | None = None,
     ) -> None:
         self.spool = spool
         self.sinks = tuple(sinks)
         self._counters = counters
         self._progress = progress  # notified whenever something moved (flush waits on it)
         self.orphans = list(orphans)
+        self.refused = refused or RefusedSegments(spool.root)
+        self._refusals = len(self.refused.list())  # kept from earlier runs count until dealt with
+        self._last_refusal = ""
         self._problems: dict[str, str] = {}
+        torn = sum(s.torn_records for s in [spool, *self.orphans])
+        if torn:
+            counters.add("spool_torn_records", torn)
         self._credential_refusals: dict[str, str] = {}  # sinks refusing provtrace's credentials, by name
         self._stopped = False
         self._thread = threading.Thread(target=self._loop, name="provtrace-delivery", daemon=True)
@@ -76,7 +94,32 @@ class Deliverer:
         return self._thread.is_alive()
 
     def problems(self) -> list[str]:
-        return [f"delivery to {name} failing: {problem}" for name, problem in sorted(self._problems.items())]
+        """What is wrong with delivery (it does not stop evidence being persisted): failing sinks
+        and segments moved aside as refused."""
+        problems = [
+            f"delivery to {name} failing: {problem}" for name, problem in sorted(self._problems.items())
+        ]
+        if self._refusals:
+            problems.append(
+                f"{self._refusals} segment(s) refused by a destination and kept in {self.refused.directory}"
+                + (f" (last: {self._last_refusal})" if self._last_refusal else "")
+                + "; see provtrace doctor"
+            )
+        return problems
+
+    def adopted(self) -> list[tuple[str, int]]:
+        """Journals adopted from processes that ended, still being delivered, with their pending
+        bytes."""
+        return [(str(orphan.directory), orphan.pending_bytes) for orphan in list(self.orphans)]
+
+    def pending(self) -> bool:
+        """Whether this process's journal or an adopted one holds undelivered segments."""
+        return any(spool.pending() for spool in [self.spool, *list(self.orphans)])
+
+    @property
+    def pending_bytes(self) -> int:
+        """Undelivered bytes of this process's journal and of the adopted ones."""
+        return self.spool.pending_bytes + sum(orphan.pending_bytes for orphan in list(self.orphans))
 
     def credential_refusals(self) -> list[str]:
         """Sinks that refuse provtrace's credentials or TLS identity: nothing reaches them until
@@ -114,9 +157,8 @@ class Deliverer:
                         refused = isinstance(exc, SinkAuthError)
                         if refused:
                             self._counters.add("delivery_auth_failures")
-                        delay = (
-                            MAX_BACKOFF_S if refused else min(MAX_BACKOFF_S, backoff.get(sink.name, 0.25) * 2)
-                        )
+                        asked = exc.retry_after_s if isinstance(exc, SinkError) else None
+                        delay = MAX_BACKOFF_S if refused else retry_delay(backoff.get(sink.name), asked)
                         backoff[sink.name] = delay
                         retry_at[sink.name] = time.monotonic() + delay
                         if self._problems.get(sink.name) != str(exc):
@@ -141,15 +183,61 @@ class Deliverer:
                     self._progress.wait(timeout=0.5)
 
     def _deliver(self, spool: Spool, sink: Sink) -> bool:
-        """One batch from ``spool`` to ``sink``; True when something moved."""
-        lines, position = spool.read(sink.name)
-        if not lines:
+        """One batch from ``spool`` to ``sink``; True when something moved. A batch refused for
+        good is sent again one segment at a time, so that only the segments refused are moved
+        aside; a transient failure on the way stops there (what was acknowledged stays so)."""
+        entries = spool.entries(sink.name)
+        if not entries:
             return False
-        sink.send(lines)
-        spool.ack(sink.name, position)
-        if spool is self.spool:
-            self._counters.add("segments_delivered", len(lines))
+        try:
+            sink.send([entry.line for entry in entries])
+        except PermanentSinkError as exc:
+            if len(entries) == 1:
+                self._refuse(spool, sink, entries[0], exc)
+                return True
+            for entry in entries:
+                try:
+                    sink.send([entry.line])
+                except PermanentSinkError as single:
+                    self._refuse(spool, sink, entry, single)
+                    continue
+                self._delivered(spool, sink, [entry])
+            return True
+        self._delivered(spool, sink, entries)
         return True
+
+    def _delivered(self, spool: Spool, sink: Sink, entries: Sequence[Entry]) -> None:
+        spool.ack(sink.name, entries[-1].end)
+        if spool is self.spool:
+            self._counters.add("segments_delivered", len(entries))
+
+    def _refuse(self, spool: Spool, sink: Sink, entry: Entry, exc: PermanentSinkError) -> None:
+        """Move one refused segment aside with its reason, then past it in the spool."""
+        try:
+            spans = len(loads_line(entry.line))
+        except Exception:  # noqa: BLE001 - an unreadable line is kept all the same
+            spans = 0
+        kept = self.refused.put(
+            sink=sink.name,
+            stream=spool.directory.name,
+            where=entry.end,
+            line=entry.line,
+            reason=str(exc),
+            spans=spans,
+        )
+        spool.ack(sink.name, entry.end)
+        self._counters.add("segments_refused")
+        self._refusals += 1
+        self._last_refusal = f"{sink.name}: {exc}"
+        logger.error(
+            "provtrace delivery to %s refused a segment of %d span(s) (%d bytes) for good: %s; it is "
+            "kept in %s and delivery goes on with the segments behind it",
+            sink.name,
+            spans,
+            len(entry.line.encode("utf-8")),
+            exc,
+            kept,
+        )
 
     def _release_finished_orphans(self) -> None:
         for orphan in list(self.orphans):

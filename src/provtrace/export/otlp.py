@@ -34,6 +34,9 @@ MAX_ANSWER_BYTES = 64 * 1024  # an ExportTraceServiceResponse or a google.rpc.St
 RETRYABLE_STATUS = frozenset({408, 429})  # and every 5xx
 AUTH_STATUS = frozenset({401, 403})  # provtrace's credentials refused, not the batch
 EMPTY_REQUEST = b'{"resourceSpans":[]}'
+# Refusals of the endpoint, not of the request: every segment would get the same answer, so they
+# are retried (and reported) rather than moving each segment aside as refused.
+ENDPOINT_STATUS = frozenset({404, 405, 407})
 
 _MANAGED_HEADERS = frozenset({"content-type", "content-encoding", "content-length", "host"})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -68,6 +71,8 @@ def judge(status: int, retry_after: str | None, answer: bytes, where: str) -> No
             message + " (the collector refused provtrace's credentials: check the Authorization "
             "header in headers= or OTEL_EXPORTER_OTLP_HEADERS; the segments stay in the spool)"
         )
+    if status in ENDPOINT_STATUS:
+        raise SinkError(message + " (the endpoint refuses every request)")
     raise PermanentSinkError(message + " (retrying the same request will not help)")
 
 
@@ -81,7 +86,7 @@ def _check_partial_success(answer: bytes, where: str) -> None:
     except ValueError:
         data = None
     if not isinstance(data, dict):
-        raise PermanentSinkError(
+        raise SinkError(
             f"{where} answered 2xx with a body that is not an OTLP/JSON ExportTraceServiceResponse; "
             "delivery cannot be confirmed (is the endpoint an OTLP/HTTP traces receiver?)"
         )

@@ -45,12 +45,22 @@ class Reading:
         return later.monotonic_ns - self.monotonic_ns
 
 
+def _boot_ns() -> int:
+    """Time since boot, suspended time included (Linux's CLOCK_BOOTTIME): like the monotonic clock
+    it cannot be stepped, but it also counts the hours a host spent suspended, which
+    CLOCK_MONOTONIC leaves out (an approval's age and a heartbeat gap must count them)."""
+    return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+
+
+_MONOTONIC: Callable[[], int] = _boot_ns if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic_ns
+
+
 @dataclasses.dataclass
 class Clock:
     """Where wall time and monotonic readings come from."""
 
     wall_ns: Callable[[], int] = time.time_ns
-    monotonic: Callable[[], int] = time.monotonic_ns
+    monotonic: Callable[[], int] = _MONOTONIC
     run: str = dataclasses.field(default_factory=_new_run)
 
 

@@ -36,6 +36,8 @@ MARKER = re.compile(r"^<!--\s*snippet:(?P<options>.*?)-->\s*$")
 OPTION = re.compile(r'(?P<key>[a-z-]+)(?:=(?:"(?P<quoted>[^"]*)"|(?P<bare>\S+)))?')
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<language>[\w+-]*)\s*$")
 RUN_LANGUAGES = ("python", "console")
+# Commands a reader would type: written as console blocks (`$ ` lines), which run or say why not.
+SHELL_LANGUAGES = frozenset({"sh", "bash", "shell", "zsh", "shell-session"})
 MARKER_OPTIONS = frozenset({"skip", "reason", "file", "exit", "in-checkout"})
 
 
@@ -251,6 +253,17 @@ def test_snippets_are_found_in_the_readme_and_the_docs() -> None:
     covered = {snippet.page for snippet in SNIPPETS}
     assert REPO / "README.md" in covered
     assert len(SNIPPETS) > 20
+
+
+def test_commands_are_console_blocks_that_run_or_say_why_not() -> None:
+    """A shell fence would be a command no test runs and no marker explains."""
+    unchecked = []
+    for page in pages():
+        for number, text in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            fence = FENCE.match(text)
+            if fence is not None and fence["language"] in SHELL_LANGUAGES:
+                unchecked.append(f"{page.relative_to(REPO)}:{number}: ```{fence['language']}")
+    assert unchecked == []
 
 
 def test_every_written_file_is_used_by_a_later_block() -> None:

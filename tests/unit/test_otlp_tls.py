@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 import provtrace
+from provtrace.cli.main import main as provtrace_cli
 from provtrace.config import build_settings
 from provtrace.errors import ConfigurationError
 from provtrace.export.otlp import otlp_sink, tls_context
@@ -206,3 +208,53 @@ def test_refused_credentials_keep_the_evidence_and_degrade_health(
         assert TOKEN not in " ".join(health.problems)
     finally:
         handle.shutdown(timeout_s=0.5)
+
+
+def test_a_header_separator_mistake_never_shows_the_credential(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Authorization:Bearer T=` (':' for '='): what stands before the '=' holds the token."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://127.0.0.1:4318")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"Authorization:Bearer {TOKEN}=")
+    settings, _ = build_settings()
+    with pytest.raises(ConfigurationError, match="header 1 has a name that is not a valid") as caught:
+        otlp_sink(settings.endpoint or "", dict(settings.headers))
+    assert TOKEN not in str(caught.value)
+
+
+def test_doctor_shows_the_endpoint_without_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PROVTRACE_HOME", str(tmp_path))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"https://agent:{TOKEN}@127.0.0.1:9")
+    assert provtrace_cli(["doctor"]) == 1
+    out = capsys.readouterr()
+    assert "collector https://127.0.0.1:9/v1/traces" in out.out
+    assert TOKEN not in out.out + out.err
+
+
+def test_an_encrypted_client_key_is_refused_at_configure_not_prompted_for(tmp_path: Path, ca: TestCA) -> None:
+    client = ca.issue("agent-1", server=False)
+    key = serialization.load_pem_private_key(client.key.read_bytes(), password=None)
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"passphrase"),
+        )
+    )
+    with pytest.raises(ConfigurationError, match="is encrypted"):
+        tls_context(str(ca.certificate), str(client.certificate), str(encrypted))
+
+
+def test_an_endpoint_host_name_that_cannot_be_encoded_is_a_configuration_error() -> None:
+    for endpoint in ("https://a..b:4318/v1/traces", f"https://{'x' * 64}.example:4318/v1/traces"):
+        with pytest.raises(ConfigurationError, match="empty or over-long label"):
+            otlp_sink(endpoint, {})
+
+
+def test_credentials_never_go_in_clear_beyond_this_host() -> None:
+    with pytest.raises(ConfigurationError, match="would travel in clear") as caught:
+        otlp_sink("http://collector.example:4318/v1/traces", {"Authorization": f"Bearer {TOKEN}"})
+    assert TOKEN not in str(caught.value)
+    otlp_sink("http://collector.example:4318/v1/traces", {"X-Tenant": "blue"}).close()  # not a credential
+    otlp_sink("http://127.0.0.1:4318/v1/traces", {"Authorization": f"Bearer {TOKEN}"}).close()  # loopback

@@ -10,7 +10,7 @@ from pathlib import Path
 from provtrace import fetch
 from provtrace.config import build_settings
 from provtrace.errors import ProvtraceError
-from provtrace.export.otlp import otlp_sink
+from provtrace.export.otlp import displayed, otlp_sink
 from provtrace.export.refused import RefusedSegments
 from provtrace.integrity import load_private_key
 from provtrace.pipeline import PipelineSettings
@@ -136,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
         report(True, "signing key", "none: seals are chained but unsigned")
     if settings.endpoint:
         problem = _accepts(settings)
-        report(problem is None, f"collector {settings.endpoint}", problem or _delivery_summary(settings))
+        where = displayed(settings.endpoint)
+        report(problem is None, f"collector {where}", problem or _delivery_summary(settings))
     if args.jaeger:
         problem = _reachable(args.jaeger.rstrip("/") + "/api/services", f"Jaeger at {args.jaeger}")
         report(problem is None, f"Jaeger {args.jaeger}", problem or "reachable")

@@ -40,6 +40,15 @@ ENDPOINT_STATUS = frozenset({404, 405, 407})
 
 _MANAGED_HEADERS = frozenset({"content-type", "content-encoding", "content-length", "host"})
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Header names whose values are credentials: never sent in clear beyond this host.
+_CREDENTIAL_HEADER = re.compile(r"authorization|token|key|secret|password|cookie|credential", re.IGNORECASE)
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def displayed(endpoint: str) -> str:
+    """The endpoint as messages show it: without any user:password part."""
+    url = urlsplit(endpoint)
+    return f"{url.scheme}://{url.netloc.rpartition('@')[2]}{url.path}" if url.netloc else "(not a URL)"
 
 
 # --- answers -----------------------------------------------------------------------------------
@@ -194,6 +203,14 @@ class _Watchdog:
                     self._cut_locked()
 
 
+class _EncryptedKey(Exception):
+    """Raised in place of OpenSSL's passphrase prompt (which would block on the terminal)."""
+
+
+def _no_passphrase() -> bytes:
+    raise _EncryptedKey
+
+
 def tls_context(
     certificate_file: str | None = None,
     client_certificate_file: str | None = None,
@@ -211,7 +228,12 @@ def tls_context(
         raise ConfigurationError(f"the OTLP CA certificate {certificate_file} cannot be used: {exc}") from exc
     if client_certificate_file:
         try:
-            context.load_cert_chain(client_certificate_file, client_key_file or None)
+            context.load_cert_chain(client_certificate_file, client_key_file or None, password=_no_passphrase)
+        except _EncryptedKey as exc:
+            raise ConfigurationError(
+                f"the OTLP client key {client_key_file or client_certificate_file} is encrypted: "
+                "provtrace cannot ask for a passphrase; give it an unencrypted key (owner-only)"
+            ) from exc
         except (OSError, ssl.SSLError) as exc:
             raise ConfigurationError(
                 f"the OTLP client certificate {client_certificate_file} (key "
@@ -248,9 +270,12 @@ def _checked_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The configured headers, refused here rather than on the wire. Values are never quoted in
     a message: they are usually credentials."""
     checked: dict[str, str] = {}
-    for name, value in headers.items():
+    for position, (name, value) in enumerate(headers.items(), start=1):
         if not _TOKEN.fullmatch(name):
-            raise ConfigurationError(f"OTLP header name {name!r} is not a valid HTTP header name")
+            raise ConfigurationError(
+                f"OTLP header {position} has a name that is not a valid HTTP header name (not shown: "
+                "a misplaced separator can put a credential in it); write name=value"
+            )
         if name.lower() in _MANAGED_HEADERS:
             raise ConfigurationError(f"OTLP header {name} is set by provtrace; remove it from the headers")
         if any(ch in value for ch in "\r\n\0") or not value.isascii():
@@ -289,10 +314,22 @@ class OtlpSink:
         if url.scheme not in ("http", "https") or not url.hostname or not endpoint.isascii():
             raise ConfigurationError(
                 "the OTLP endpoint must be an http:// or https:// URL (ASCII, percent-encoded), "
-                f"got {endpoint!r}"
+                f"got {displayed(endpoint)!r}"
             )
+        try:
+            url.hostname.encode("idna")
+        except UnicodeError as exc:
+            raise ConfigurationError(
+                f"the OTLP endpoint's host name has an empty or over-long label: {displayed(endpoint)}"
+            ) from exc
+        if url.scheme == "http" and url.hostname not in _LOOPBACK:
+            secret = [name for name in (headers or {}) if _CREDENTIAL_HEADER.search(name)]
+            if secret:
+                raise ConfigurationError(
+                    f"OTLP header {secret[0]} would travel in clear to {displayed(endpoint)}: use https://"
+                )
         self.endpoint = endpoint
-        self._where = f"{url.scheme}://{url.netloc.rpartition('@')[2]}{url.path}"
+        self._where = displayed(endpoint)
         self._path = (url.path or "/") + (f"?{url.query}" if url.query else "")
         self._headers = {
             **_checked_headers(headers or {}),

@@ -159,10 +159,11 @@ class ProgressLog:
                 number = self._ended_in.pop(span_id, None)
                 if number is not None:
                     self._count(number, -1)
+                self._forget_start(span_id)  # its end line could not be written: the start stays
             if not any(self._outstanding.values()):
-                self.problem = ""  # whatever could not be written is in the spool now
                 if self._size > IDLE_ROTATE_BYTES:
                     self._rotate()  # nothing open: the files written so far can go
+                self.problem = ""  # whatever could not be written is in the spool now
             self._remove_finished()
 
     @property

@@ -280,9 +280,11 @@ class Spool:
             self._collect_garbage()
 
     def pending(self) -> bool:
+        """Whether some sink lacks bytes of the journal (counted in bytes: a cursor at the end of
+        a file and one at the start of the next, empty, file are the same place)."""
         with self._lock:
             end = Position(self._current, self._end)
-            return any(cursor < end for cursor in self._cursors.values())
+            return any(self._distance(cursor, end) > 0 for cursor in self._cursors.values())
 
     @property
     def pending_bytes(self) -> int:
@@ -394,7 +396,13 @@ class Spool:
             return Position(first, 0)
         if position.file not in files:
             return Position(first, 0) if position.file < first else Position(self._current, 0)
-        return Position(position.file, min(position.offset, self._size(position.file)))
+        position = Position(position.file, min(position.offset, self._size(position.file)))
+        # A process killed between starting a fresh journal and recording its cursor there left
+        # the cursor at the end of the file before: it is at the start of the next one.
+        later = [number for number in files if number > position.file]
+        while later and position.offset >= self._size(position.file):
+            position = Position(later.pop(0), 0)
+        return position
 
     def _distance(self, start: Position, end: Position) -> int:
         if end <= start:

@@ -143,6 +143,23 @@ def test_rotation_carries_open_spans_and_removes_finished_files(tmp_path: Path) 
     assert log.outstanding == 1
 
 
+def test_a_span_whose_end_could_not_be_written_is_no_longer_outstanding_once_spooled(
+    tmp_path: Path,
+) -> None:
+    log = new_log(tmp_path)
+    spans = Spans(log)
+    root = spans.start("decision")  # its start line is written
+    current = log._path
+    assert current is not None
+    current.unlink()
+    current.mkdir()  # every write fails from here (EISDIR): the end line is lost
+    spans.end(root, root)
+    assert log.problem and log.outstanding == 1
+    log.done([format_span_id(root.context.span_id)])  # sealed and in the spool all the same
+    assert log.outstanding == 0
+    assert log.problem == ""  # nothing a crash could lose is left
+
+
 def test_a_torn_last_line_is_counted_not_fatal(tmp_path: Path) -> None:
     spans = Spans(new_log(tmp_path))
     root = spans.start("decision")

@@ -110,6 +110,23 @@ def test_a_journal_delivered_to_its_end_is_replaced_so_the_disk_holds_only_the_u
     assert reopened.read("otlp")[0] == [line("undelivered")]
 
 
+def test_a_journal_started_just_before_a_kill_is_not_left_pending_forever(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, "s", ["archive"], fsync=False)
+    spool.append([line("a"), line("b")])
+    spool.ack("archive", spool.read("archive")[1])
+    # Killed between creating the next journal and recording the cursor in it (compaction).
+    (spool.directory / "journal-00000002.jsonl").touch()
+    spool.close()
+    adopted = Spool(tmp_path, "s", ["archive"], fsync=False)
+    assert not adopted.pending()
+    assert adopted.pending_bytes == 0
+    adopted.append([line("c")])
+    lines, position = adopted.read("archive")
+    assert [text[:12] for text in lines] == ['{"tag":"c","']
+    adopted.ack("archive", position)
+    assert not adopted.pending()
+
+
 def test_spool_files_and_directories_are_owner_only(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "root", "s", ["archive"], fsync=False)
     spool.append([line("a")])

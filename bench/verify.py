@@ -56,16 +56,13 @@ def floor(archive: Path) -> None:
 
 
 def verify(archive: Path, public: Path) -> Any:
-    import argparse
-
+    """``provtrace verify --stream`` in process, its arguments parsed by the CLI's own parser
+    (so a new option of the command can never be missing here)."""
+    from provtrace.cli.main import build_parser
     from provtrace.cli.verify import run
 
-    args = argparse.Namespace(
-        trace_id=None, stream=True, proof=None, consistency=None, checkpoint=[], public_key=[str(public)],
-        tsa_cert=[], as_of=None, archive=str(archive), jaeger=None, jaeger_api="v3", format="json",
-        in_toto=None,
-    )  # fmt: skip
-    return run(args)
+    argv = ["verify", "--stream", "--archive", str(archive), "--public-key", str(public), "--format", "json"]
+    return run(build_parser().parse_args(argv))
 
 
 def timed(function: Any) -> float:

@@ -199,7 +199,7 @@ PROVENANCE: tuple[Attribute, ...] = (
         "SECRET_STORE",
         STRING,
         "the store: `vault`, `openbao`, `aws.secretsmanager`, `aws.ssm`, `aws.sts`, ...",
-        {FETCH: REQUIRED},
+        {FETCH: REQUIRED, ACTION: conditionally("a change to a secret store, recorded by hvac or botocore")},
     ),
     Attribute("SECRET_REF", STRING, "which secret: a path, name or ARN (never the value)", {FETCH: REQUIRED}),
     Attribute(

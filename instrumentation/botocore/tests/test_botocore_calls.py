@@ -238,6 +238,8 @@ def test_secret_changes_are_actions_with_versions(recorded: Recorded, moto: Moto
     assert write.name == "action secret.write"
     assert attributes[c.ACTION_TARGET] == name
     assert attributes[c.ACTION_PRIVILEGED] is True
+    stores = (attributes[c.SECRET_STORE], attrs(first_param)[c.SECRET_STORE])
+    assert stores == ("aws.secretsmanager", "aws.ssm")
     assert attributes[c.CHANGE_BEFORE_VERSION] == first["VersionId"]
     assert attributes[c.CHANGE_AFTER_VERSION] == put["VersionId"]
     assert attributes[c.ACTION_PARAMS_SHA256] == provtrace.digest(

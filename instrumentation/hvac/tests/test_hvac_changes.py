@@ -34,6 +34,7 @@ def test_a_kv_v2_write_is_a_privileged_action_with_versions(recorded: Recorded, 
     assert second.name == "action secret.write"
     assert attrs(second)[c.ACTION_TARGET] == f"kv/{path}"
     assert attrs(second)[c.ACTION_PRIVILEGED] is True
+    assert {attrs(step)[c.SECRET_STORE] for step in (first, second, delete)} == {"vault"}
     assert c.CHANGE_BEFORE_VERSION not in attrs(first)
     assert (attrs(first)[c.CHANGE_AFTER_VERSION], attrs(second)[c.CHANGE_BEFORE_VERSION]) == ("1", "1")
     assert attrs(second)[c.CHANGE_AFTER_VERSION] == "2"

@@ -118,6 +118,7 @@ def _change(
         attributes = aws.client_attributes(instance, operation)
         nhi, identity = aws.caller(instance)  # first: it taints the client's own credentials
         attributes.update(identity)
+        attributes[c.SECRET_STORE] = change.store
         before = changes.version_before(instance, service, operation, params)
         if before is not None:
             attributes[c.CHANGE_BEFORE_VERSION] = before

@@ -99,6 +99,7 @@ def change_wrapper(change: Change) -> Callable[..., Any]:
             ref = vault.ref_of(mount, path)
             params = action_params(change.operation, mount, path, **options)
             attributes = vault.call_attributes(adapter, change.operation, change.engine, mount)
+            attributes[c.SECRET_STORE] = vault.STORE
             before = _versions_before(change, instance, path, mount, options)
             if before is not None:
                 attributes[c.CHANGE_BEFORE_VERSION] = before

@@ -30,14 +30,13 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-import orjson
 from opentelemetry.sdk.trace import ReadableSpan, Span
 from opentelemetry.trace import format_span_id, format_trace_id
 
 from provtrace.content import SECRETS
 from provtrace.errors import InputError
 from provtrace.model import AttrValue, SpanRecord
-from provtrace.otlpjson import HEX_ID, encode_traces, loads_line
+from provtrace.otlpjson import HEX_ID, dumps_line, loads_line
 from provtrace.private import opener
 from provtrace.records import clean_name, to_record
 from provtrace.report.basics import printable
@@ -128,8 +127,9 @@ class ProgressLog:
         except Exception as exc:  # noqa: BLE001 - the sealer converts it again and reports it
             self._on_error("progress record", exc)
             return
-        # orjson escapes every line break inside strings: the record stays on one line.
-        encoded = orjson.dumps(encode_traces([record])).decode()
+        # The record as the spool would hold it: one line, every line break in it escaped
+        # (U+2028, U+2029 and U+0085 too, which orjson leaves raw).
+        encoded = dumps_line([record])[:-1]
         fields = ",".join(printable(field) for field in leaked)
         line = f"{END}\t{format_span_id(root)}\t{fields}\t{encoded}\n"
         with self._lock:

@@ -377,3 +377,18 @@ def test_names_cannot_forge_lines_of_the_progress_log(tmp_path: Path) -> None:
     (segment,) = recovery.segments
     assert [r.span_id for r in segment.records] == [format_span_id(tool.context.span_id)]
     assert format_span_id(root.context.span_id) in segment.open_span_ids
+
+
+def test_line_separators_in_a_record_are_escaped_in_the_progress_log(tmp_path: Path) -> None:
+    spans = Spans(new_log(tmp_path))
+    root = spans.start("decision")
+    tool = spans.start("tool_call lookup", root)
+    tool.set_attribute("provenance.output.content", "a\u2028b\u2029c\u0085d")
+    spans.end(tool, root)
+    (path,) = progress_files(tmp_path)
+    data = path.read_bytes()
+    assert not any(raw.encode() in data for raw in ("\u2028", "\u2029", "\u0085"))
+    assert b"\\u2028" in data and b"\\u0085" in data
+    (segment,) = recover(tmp_path).segments  # type: ignore[union-attr]
+    (record,) = segment.records
+    assert record.attributes["provenance.output.content"] == "a\u2028b\u2029c\u0085d"

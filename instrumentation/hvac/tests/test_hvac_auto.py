@@ -1,11 +1,56 @@
-"""``provtrace.instrument()`` finds the instrumentation, next to another provtrace instrumentation
-(botocore's, which these tests' environment holds for the two-store canary)."""
+"""``opentelemetry-instrument`` and ``provtrace.instrument()`` both find the instrumentation, the
+latter next to another provtrace instrumentation (botocore's, which these tests' environment
+holds for the two-store canary)."""
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+import hvac
+
+from provtrace.testing import OpenBao
+
+APP = """
+import os, hvac, provtrace
+client = hvac.Client(url=os.environ["AUTO_BAO_URL"], token=os.environ["AUTO_BAO_TOKEN"])
+h = provtrace.configure(service_name="auto")
+with provtrace.decision("auto", trigger="test", actor="agent"):
+    client.secrets.kv.v2.read_secret_version(path=os.environ["AUTO_PATH"], mount_point="kv",
+                                             raise_on_deleted_version=True)
+h.shutdown(30)
+"""
+
+
+def test_opentelemetry_instrument_turns_it_on(openbao: OpenBao, tmp_path: Path) -> None:
+    launcher = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
+    assert launcher is not None
+    path = "auto/token-" + secrets.token_hex(4)
+    value = "auto-value-" + secrets.token_urlsafe(16)
+    root = hvac.Client(url=openbao.url, token=openbao.root_token)
+    root.secrets.kv.v2.create_or_update_secret(path=path, secret={"token": value}, mount_point="kv")
+    env = {
+        **os.environ,
+        "PROVTRACE_HOME": str(tmp_path),
+        "PROVTRACE_ARCHIVE_DIR": str(tmp_path / "archive"),
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "AUTO_BAO_URL": openbao.url,
+        "AUTO_BAO_TOKEN": openbao.root_token,
+        "AUTO_PATH": path,
+    }
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    subprocess.run([launcher, sys.executable, "-c", APP], env=env, check=True, timeout=120)  # noqa: S603
+    archive = b"".join(p.read_bytes() for p in (tmp_path / "archive").rglob("*.jsonl"))
+    assert b"secret_fetch vault" in archive
+    assert f"kv/{path}".encode() in archive
+    assert value.encode() not in archive
 
 
 def test_provtrace_instrument_lists_it() -> None:

@@ -1,5 +1,6 @@
 """The leak matrix of issue 10: every vector an attacker tried, in every capture mode, and not one
-canary byte in the archive, the spool, the quarantine or the logs.
+canary byte in the archive, the spool (read before shutdown, while it still holds the journal),
+the quarantine or the logs.
 
 A vector records content that carries a fetched canary secret in the form agents really produce
 (or a credential provtrace never fetched, by its shape); ``forms`` are the byte strings that must
@@ -237,9 +238,13 @@ def test_no_vector_leaks_a_canary_byte_in_any_mode(
                 s.record_value(vector.fetched)
             vector.run()
         assert recorded.handle.force_flush(30)
+        # The spool as it stands once everything was sealed and delivered (its journal and
+        # progress log): shutdown removes a spool that holds nothing undelivered.
+        spooled = b"".join(p.read_bytes() for p in sorted((home / "spool").rglob("*")) if p.is_file())
+        assert b"resourceSpans" in spooled
     finally:
         recorded.handle.shutdown(30)
-    data = scanned(home, caplog.text)
+    data = scanned(home, caplog.text) + spooled
     found = [form for form in vector.forms if (form.encode() if isinstance(form, str) else form) in data]
     assert found == [], f"{vector.name} in {mode}: {found} reached disk or logs"
 

@@ -12,6 +12,12 @@ lets an action run, so a guarded action's start is on disk before its body runs.
 that adopts the spool (``provtrace.recovery``) seals what ended and was never spooled, and
 reports every decision that started and never finished.
 
+On an event loop's thread (asyncio agents) the writes go to the log's own writer thread instead,
+in order, moments later: a disk write on the loop's thread would stall every task of the loop
+(and asyncio checkers such as blockbuster rightly flag it). The guard still waits there until
+everything before the action is on disk; what a kill -9 can take from an asyncio agent is the
+steps of its last moments not yet written.
+
 A write reaches the kernel, not necessarily the platter: the log survives the death of the
 process, which is what it is for; the spool's fsync covers sealed evidence against power loss.
 Files rotate by size; a file is removed once it and every older file hold nothing outstanding
@@ -27,8 +33,11 @@ import errno
 import os
 import re
 import threading
+from asyncio import events
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan, Span
 from opentelemetry.trace import format_span_id, format_trace_id
@@ -52,6 +61,7 @@ IDLE_ROTATE_BYTES = 64 * 1024  # with nothing outstanding, a file past this is r
 SPOOL_HEADROOM_BYTES = 2 * RESERVE_BYTES
 OWNER_ONLY = 0o600
 MAX_TEXT = 256  # a stream id or span name read back from a log is at most this long
+FLUSH_TIMEOUT_S = 10.0  # how long the guard waits on an event loop for the writer thread
 
 # Line kinds: one tab-separated line each, the last field free text (JSON never holds a raw tab).
 _APPEND = os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -98,6 +108,9 @@ class ProgressLog:
         self._size = 0
         self.problem = ""  # why crash evidence is not being written, for health()
         self._closed = False
+        # Writes made on behalf of an event loop's thread (its thread starts at the first one).
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="provtrace-progress")
+        self._deferred = False  # once set, done() goes through the writer too, after the ends
         with self._lock:
             self._rotate()
 
@@ -111,9 +124,32 @@ class ProgressLog:
             format_span_id(root),
         )
         name = printable(clean_name(span.name))  # a line break in a name must not forge a line
+        if _on_event_loop():
+            self._defer(self._record_start, ctx.span_id == root, span_id, trace_id, root_id, name)
+        else:
+            self._record_start(ctx.span_id == root, span_id, trace_id, root_id, name)
+
+    def ended(self, span: ReadableSpan, root: int) -> None:
+        if _on_event_loop():
+            self._defer(self._record_end, span, root)
+        else:
+            self._record_end(span, root)
+
+    def flush(self) -> None:
+        """Write the starts still held back (the guard calls this before an action runs); on an
+        event loop, wait until the writer thread has written everything handed to it."""
+        if not _on_event_loop():
+            self._flush_now()
+            return
+        written = self._defer(self._flush_now)
+        if written is not None:
+            with contextlib.suppress(Exception):  # a failure shows as the log's problem
+                written.result(timeout=FLUSH_TIMEOUT_S)
+
+    def _record_start(self, is_root: bool, span_id: str, trace_id: str, root_id: str, name: str) -> None:
         line = f"{START}\t{trace_id}\t{span_id}\t{root_id}\t{name}\n"
         with self._lock:
-            if ctx.span_id != root:
+            if not is_root:
                 self._starts.append(line)  # goes with the next write: one system call per span
             elif not self._write(line):
                 return
@@ -121,7 +157,7 @@ class ProgressLog:
             self._started_in[span_id] = self._number
             self._count(self._number, 1)
 
-    def ended(self, span: ReadableSpan, root: int) -> None:
+    def _record_end(self, span: ReadableSpan, root: int) -> None:
         try:
             record, leaked = to_record(span, self._resource)
         except Exception as exc:  # noqa: BLE001 - the sealer converts it again and reports it
@@ -138,11 +174,24 @@ class ProgressLog:
                 self._ended_in[record.span_id] = self._number
                 self._count(self._number, 1)
 
-    def flush(self) -> None:
-        """Write the starts still held back (the guard calls this before an action runs)."""
+    def _flush_now(self) -> None:
         with self._lock:
             if self._starts:
                 self._write("")
+
+    def _defer(self, call: Callable[..., None], *args: Any) -> Future[None] | None:
+        """``call`` on the writer thread, after everything handed to it before."""
+        self._deferred = True
+        try:
+            return self._writer.submit(self._guarded, call, *args)
+        except RuntimeError:  # closed: the processor counts what ends after shutdown as lost
+            return None
+
+    def _guarded(self, call: Callable[..., None], *args: Any) -> None:
+        try:
+            call(*args)
+        except Exception as exc:  # noqa: BLE001 - the writer thread must live on
+            self._on_error("progress log", exc)
 
     # --- sealer side ------------------------------------------------------------------------
 
@@ -151,6 +200,12 @@ class ProgressLog:
         ids = [span_id for span_id in span_ids if span_id]
         if not ids:
             return
+        if self._deferred:
+            self._defer(self._done_now, ids)  # after the ends the writer still holds
+        else:
+            self._done_now(ids)
+
+    def _done_now(self, ids: list[str]) -> None:
         with self._lock:
             # Counted done even when the line cannot be written (a full disk): recovery also skips
             # spans it finds in the journal, and files that waited for a line would never go.
@@ -174,6 +229,7 @@ class ProgressLog:
 
     def close(self) -> None:
         """At shutdown: the stream closed; the log goes when nothing in it is outstanding."""
+        self._writer.shutdown(wait=True)  # what it still holds is written first
         with self._lock:
             if self._closed:
                 return
@@ -188,6 +244,8 @@ class ProgressLog:
         """In a forked child: the log is the parent's; stop writing to it (without the lock,
         which a thread of the parent may have held at the fork)."""
         self._closed = True
+        self._writer = ThreadPoolExecutor(max_workers=1)  # the parent's writer thread is not here
+        self._writer.shutdown(wait=False)
 
     # --- internals (lock held) --------------------------------------------------------------
 
@@ -371,3 +429,8 @@ def _read_line(line: str, progress: Progress) -> None:
 def _ids(trace_id: str, *span_ids: str) -> bool:
     """A log line's ids are hex of the right length (anything else was not written by provtrace)."""
     return bool(HEX_ID[32].fullmatch(trace_id)) and all(HEX_ID[16].fullmatch(s) for s in span_ids)
+
+
+def _on_event_loop() -> bool:
+    """Whether this thread is running an asyncio event loop (a C call, no exception)."""
+    return events._get_running_loop() is not None

@@ -392,3 +392,38 @@ def test_line_separators_in_a_record_are_escaped_in_the_progress_log(tmp_path: P
     (segment,) = recover(tmp_path).segments  # type: ignore[union-attr]
     (record,) = segment.records
     assert record.attributes["provenance.output.content"] == "a\u2028b\u2029c\u0085d"
+
+
+def test_on_an_event_loop_the_log_is_written_by_its_own_thread_and_the_guard_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import threading
+
+    writers: list[int] = []
+    real_write = os.write
+
+    def write(fd: int, data: bytes) -> int:
+        if b"marker-ev7" in data:
+            writers.append(threading.get_ident())
+        return real_write(fd, data)
+
+    recorded = make_recorded(tmp_path)
+    spool = recorded.handle.pipeline.spool.directory
+
+    async def agent() -> int:
+        monkeypatch.setattr(os, "write", write)
+        with provtrace.decision("d", trigger="t", actor="a"):
+            with provtrace.tool_call("lookup") as tool:
+                tool.record_output({"rules": ["marker-ev7"]})
+                await asyncio.sleep(0)
+            recorded.handle.pipeline.processor.tracks(0)  # what the guard does before an action
+            assert b"marker-ev7" in b"".join(p.read_bytes() for p in progress_files(spool))
+        return threading.get_ident()
+
+    try:
+        loop_thread = asyncio.run(agent())
+    finally:
+        monkeypatch.undo()
+        recorded.handle.shutdown(timeout_s=30)
+    assert writers and loop_thread not in writers

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -24,6 +25,15 @@ CASES = {
 ROUNDS = 15
 
 
+def _environment(home: str) -> dict[str, str]:
+    """Nothing of this shell's settings but the path to this checkout's sources (``make bench``
+    sets it: the bench environment may have been made by another checkout)."""
+    environment = {"PROVTRACE_HOME": home}
+    if os.environ.get("PYTHONPATH"):
+        environment["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    return environment
+
+
 def _seconds(statement: str, home: str) -> float:
     code = (
         "import time, os\n"
@@ -34,7 +44,7 @@ def _seconds(statement: str, home: str) -> float:
         "os._exit(0)\n"  # leave without the exit handlers (shutdown is not start-up cost)
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PROVTRACE_HOME": home}
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_environment(home)
     )
     return float(result.stdout.strip())
 

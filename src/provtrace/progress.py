@@ -142,9 +142,14 @@ class ProgressLog:
             self._flush_now()
             return
         written = self._defer(self._flush_now)
-        if written is not None:
-            with contextlib.suppress(Exception):  # a failure shows as the log's problem
-                written.result(timeout=FLUSH_TIMEOUT_S)
+        if written is None:
+            self._flush_now()  # the writer is gone (interpreter exit): write here
+            return
+        try:
+            written.result(timeout=FLUSH_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - health and the counters say it, the agent runs on
+            with self._lock:
+                self._fail(OSError(errno.ETIMEDOUT, f"the log's writer did not finish: {exc!r}"))
 
     def _record_start(self, is_root: bool, span_id: str, trace_id: str, root_id: str, name: str) -> None:
         line = f"{START}\t{trace_id}\t{span_id}\t{root_id}\t{name}\n"
@@ -200,10 +205,11 @@ class ProgressLog:
         ids = [span_id for span_id in span_ids if span_id]
         if not ids:
             return
-        if self._deferred:
-            self._defer(self._done_now, ids)  # after the ends the writer still holds
-        else:
-            self._done_now(ids)
+        if self._deferred and self._defer(self._done_now, ids) is not None:
+            return  # after the ends the writer still holds
+        # Not deferred, or the writer is gone (at interpreter exit concurrent.futures stops it
+        # before atexit handlers, such as the distro's shutdown, run): written here and now.
+        self._done_now(ids)
 
     def _done_now(self, ids: list[str]) -> None:
         with self._lock:

@@ -427,3 +427,24 @@ def test_on_an_event_loop_the_log_is_written_by_its_own_thread_and_the_guard_wai
         monkeypatch.undo()
         recorded.handle.shutdown(timeout_s=30)
     assert writers and loop_thread not in writers
+
+
+def test_done_lines_are_written_when_the_writer_thread_is_already_gone(tmp_path: Path) -> None:
+    """At interpreter exit concurrent.futures stops its threads before atexit handlers (the
+    distro's shutdown) run: the last done lines must still be written, or the next start would
+    seal those spans again."""
+    import asyncio
+
+    log = new_log(tmp_path)
+    spans = Spans(log)
+
+    async def on_a_loop() -> Span:
+        root = spans.start("decision")
+        spans.end(root, root)
+        return root
+
+    root = asyncio.run(on_a_loop())
+    log._writer.shutdown(wait=True)  # what interpreter exit does before atexit
+    log.done([format_span_id(root.context.span_id)])
+    assert log.outstanding == 0
+    assert format_span_id(root.context.span_id) in read_progress(tmp_path).done

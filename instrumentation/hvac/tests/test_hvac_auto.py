@@ -5,7 +5,6 @@ holds for the two-store canary)."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import hvac
 
-from provtrace.testing import OpenBao
+from provtrace.testing import OpenBao, run_python
 
 APP = """
 import os, hvac, provtrace
@@ -35,9 +34,6 @@ def test_opentelemetry_instrument_turns_it_on(openbao: OpenBao, tmp_path: Path) 
     root = hvac.Client(url=openbao.url, token=openbao.root_token)
     root.secrets.kv.v2.create_or_update_secret(path=path, secret={"token": value}, mount_point="kv")
     env = {
-        **os.environ,
-        "PROVTRACE_HOME": str(tmp_path),
-        "PROVTRACE_ARCHIVE_DIR": str(tmp_path / "archive"),
         "OTEL_TRACES_EXPORTER": "none",
         "OTEL_METRICS_EXPORTER": "none",
         "OTEL_LOGS_EXPORTER": "none",
@@ -45,8 +41,7 @@ def test_opentelemetry_instrument_turns_it_on(openbao: OpenBao, tmp_path: Path) 
         "AUTO_BAO_TOKEN": openbao.root_token,
         "AUTO_PATH": path,
     }
-    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-    subprocess.run([launcher, sys.executable, "-c", APP], env=env, check=True, timeout=120)  # noqa: S603
+    run_python(APP, tmp_path, env=env, command=[launcher, sys.executable])
     archive = b"".join(p.read_bytes() for p in (tmp_path / "archive").rglob("*.jsonl"))
     assert b"secret_fetch vault" in archive
     assert f"kv/{path}".encode() in archive
